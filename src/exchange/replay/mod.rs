@@ -1,0 +1,1 @@
+//! Replay venue (placeholder while the dataset reader is written).

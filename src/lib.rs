@@ -1,0 +1,6 @@
+//! btcbot: a spot-trading bot for BTCTurk. The engine (exchange IO, SQLite state, ledger, order
+//! lifecycle) is compiled; strategy, risk, degrade and anomaly rules are Rhai scripts and YAML,
+//! hot-reloaded between cycles. See docs/ARCHITECTURE.md.
+
+pub mod domain;
+pub mod exchange;
