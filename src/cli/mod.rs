@@ -1,0 +1,78 @@
+//! Command line: clap definitions and dispatch. Handlers are thin; each command group has a file.
+
+mod replay;
+mod rules;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "btcbot",
+    version,
+    about = "Spot-trading bot for BTCTurk with hot-reloaded Rhai rules",
+    long_about = "Spot-trading bot for BTCTurk. Strategy, risk, degrade and anomaly rules are Rhai \
+                  scripts and YAML in a config directory, hot-reloaded between cycles. Dry run is \
+                  the default; the embedded default config replays a sample dataset offline."
+)]
+pub struct Cli {
+    /// Log format: `human` or `json`.
+    #[arg(long, global = true, default_value = "human")]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bot: cycles of observe → rules → plan → gate → execute → commit.
+    Run(run::RunArgs),
+    /// Check, test the rule pack of a config directory.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// Work with replay datasets.
+    #[command(subcommand)]
+    Replay(replay::ReplayCommand),
+}
+
+/// The default config directory: `configs/default` under the working directory.
+pub(crate) fn default_config_dir() -> PathBuf {
+    PathBuf::from("configs/default")
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BTCBOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Parses the command line and runs the command; errors print one line and exit non-zero.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.log_format != "human" && cli.log_format != "json" {
+        eprintln!("error: --log-format must be human or json, got {:?}", cli.log_format);
+        return ExitCode::from(2);
+    }
+    init_logging(&cli.log_format);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Rules(cmd) => rules::run(cmd),
+        Command::Replay(cmd) => replay::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! `btcbot run`.
+
+use crate::engine::runner::{Pacing, RunOptions, Runner};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Config directory (bot.yaml, risk.yaml, strategy.yaml, rules.yaml).
+    #[arg(long, default_value_os_t = super::default_config_dir())]
+    pub config: PathBuf,
+    /// Run one cycle and exit.
+    #[arg(long, conflicts_with = "max_cycles")]
+    pub once: bool,
+    /// Stop after N cycles (default: until the data ends or Ctrl-C).
+    #[arg(long)]
+    pub max_cycles: Option<u64>,
+    /// `max`: no waiting between cycles; `interval`: wait cycle.interval_ms (± jitter).
+    #[arg(long, default_value = "interval", value_parser = ["max", "interval"])]
+    pub speed: String,
+    /// SQLite file (overrides bot.yaml database.path).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Do not watch the config and rules for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let options = RunOptions {
+        config_dir: args.config,
+        max_cycles: if args.once { Some(1) } else { args.max_cycles },
+        pacing: if args.speed == "max" { Pacing::Max } else { Pacing::Interval },
+        db: args.db,
+        watch: !args.no_watch,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut runner = Runner::start(options).await?;
+        eprintln!("{}", runner.summary.gate);
+        eprintln!(
+            "rules {} from {}; database {}",
+            runner.summary.rule_hash,
+            runner.options.config_dir.display(),
+            runner.summary.database.display()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: finishing the cycle in flight");
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+        let summary = runner.run(&stop).await.map_err(|e| e.to_string())?;
+        println!("{summary}");
+        Ok(ExitCode::SUCCESS)
+    })
+}

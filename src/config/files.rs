@@ -1,0 +1,316 @@
+//! Raw file shapes (serde, `deny_unknown_fields`) and the loader that collects errors.
+
+use super::params::Params;
+use super::validate::Validator;
+use super::{Config, ConfigError, ConfigErrors, resolve_against};
+use crate::domain::Symbol;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TradingMode {
+    #[default]
+    DryRun,
+    Live,
+}
+
+/// `bot.yaml`: venue, symbols, pacing, database, mode.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotFile {
+    #[serde(default)]
+    pub mode: TradingMode,
+    pub exchange: ExchangeSection,
+    pub symbols: Vec<Symbol>,
+    #[serde(default = "default_quote")]
+    pub quote_asset: String,
+    #[serde(default)]
+    pub fees: FeesSection,
+    #[serde(default)]
+    pub cycle: CycleSection,
+    pub database: DatabaseSection,
+    /// File whose existence stops new orders (relative to the config dir).
+    #[serde(default)]
+    pub kill_switch_file: Option<PathBuf>,
+}
+
+fn default_quote() -> String {
+    "TRY".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum ExchangeSection {
+    /// A recorded or synthetic dataset with simulated fills.
+    Replay {
+        dataset: PathBuf,
+        #[serde(default)]
+        starting_balances: BTreeMap<String, Decimal>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeesSection {
+    pub maker_bps: Decimal,
+    pub taker_bps: Decimal,
+}
+impl Default for FeesSection {
+    fn default() -> Self {
+        Self {
+            maker_bps: Decimal::from(10),
+            taker_bps: Decimal::from(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CycleSection {
+    /// Market time between cycles (and wall time in live pacing).
+    pub interval_ms: u64,
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// Open orders older than this (market time) are canceled.
+    #[serde(default = "default_ttl")]
+    pub order_ttl_ms: u64,
+}
+fn default_ttl() -> u64 {
+    120_000
+}
+impl Default for CycleSection {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1000,
+            jitter_ms: 0,
+            order_ttl_ms: default_ttl(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// SQLite file; relative paths resolve against the working directory (it is runtime state,
+    /// not configuration).
+    pub path: PathBuf,
+}
+
+/// `risk.yaml`: the risk budget risk.rhai reads as `ctx.limits`, plus free-form `params`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskFile {
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// Every limit is a strictly positive number; there is no "0 disables" trap.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_order_notional: Decimal,
+    pub max_position_notional: Decimal,
+    pub max_open_orders: Decimal,
+    pub max_open_orders_per_symbol: Decimal,
+    pub max_orders_per_cycle: Decimal,
+    pub notional_cap_per_cycle: Decimal,
+    pub min_order_notional: Decimal,
+    pub cash_target: Decimal,
+    pub cooldown_s: Decimal,
+    pub max_daily_loss: Decimal,
+    pub max_drawdown: Decimal,
+}
+
+impl LimitsSection {
+    /// `(key, value)` pairs in file order, for validation and for the rules' `ctx.limits`.
+    pub fn entries(&self) -> [(&'static str, Decimal); 11] {
+        [
+            ("max_order_notional", self.max_order_notional),
+            ("max_position_notional", self.max_position_notional),
+            ("max_open_orders", self.max_open_orders),
+            (
+                "max_open_orders_per_symbol",
+                self.max_open_orders_per_symbol,
+            ),
+            ("max_orders_per_cycle", self.max_orders_per_cycle),
+            ("notional_cap_per_cycle", self.notional_cap_per_cycle),
+            ("min_order_notional", self.min_order_notional),
+            ("cash_target", self.cash_target),
+            ("cooldown_s", self.cooldown_s),
+            ("max_daily_loss", self.max_daily_loss),
+            ("max_drawdown", self.max_drawdown),
+        ]
+    }
+}
+
+/// `strategy.yaml`: free-form params for strategy.rhai.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyFile {
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// `rules.yaml`: which scripts, their sandbox limits and the anomaly/degrade params.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    /// Rules directory, relative to the config dir.
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub scripts: ScriptFiles,
+    /// Rule-test directory relative to the rules dir; absent = `tests` if it exists.
+    #[serde(default)]
+    pub tests: Option<PathBuf>,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    /// Mode used when degrade.rhai fails: the most careful one is the default.
+    #[serde(default = "default_on_error")]
+    pub degrade_on_error: String,
+    #[serde(default)]
+    pub anomaly_params: Params,
+    #[serde(default)]
+    pub degrade_params: Params,
+}
+
+fn default_on_error() -> String {
+    "observe_only".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptFiles {
+    pub anomaly: PathBuf,
+    pub degrade: PathBuf,
+    pub strategy: PathBuf,
+    pub risk: PathBuf,
+}
+impl Default for ScriptFiles {
+    fn default() -> Self {
+        Self {
+            anomaly: "anomaly.rhai".into(),
+            degrade: "degrade.rhai".into(),
+            strategy: "strategy.rhai".into(),
+            risk: "risk.rhai".into(),
+        }
+    }
+}
+
+/// Sandbox limits for every script call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    pub max_operations: u64,
+    pub timeout_ms: u64,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+impl Default for SandboxSection {
+    fn default() -> Self {
+        Self {
+            max_operations: 500_000,
+            timeout_ms: 100,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_string_size: 16_384,
+            max_array_size: 10_000,
+            max_map_size: 1_000,
+        }
+    }
+}
+
+fn read_yaml<T: for<'de> Deserialize<'de>>(
+    dir: &Path,
+    name: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let path = dir.join(name);
+    let shown = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(ConfigError {
+                file: shown,
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+            });
+            return None;
+        }
+    };
+    match serde_norway::from_str::<T>(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            let mut message = e.to_string();
+            // serde_norway appends " at line X column Y"; the line is already in the prefix.
+            if let Some(pos) = message.find(" at line ") {
+                message.truncate(pos);
+            }
+            errors.push(ConfigError {
+                file: shown,
+                line,
+                key: None,
+                message,
+            });
+            None
+        }
+    }
+}
+
+pub(super) fn load(dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    if !dir.is_dir() {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: dir.display().to_string(),
+            line: None,
+            key: None,
+            message: "config directory not found".into(),
+        }]));
+    }
+    let bot: Option<BotFile> = read_yaml(dir, "bot.yaml", &mut errors);
+    let risk: Option<RiskFile> = read_yaml(dir, "risk.yaml", &mut errors);
+    let strategy: Option<StrategyFile> = if dir.join("strategy.yaml").exists() {
+        read_yaml(dir, "strategy.yaml", &mut errors)
+    } else {
+        Some(StrategyFile::default())
+    };
+    let rules: Option<RulesFile> = read_yaml(dir, "rules.yaml", &mut errors);
+
+    let mut v = Validator::new(dir);
+    if let Some(b) = &bot {
+        v.bot(b);
+    }
+    if let Some(r) = &risk {
+        v.risk(r);
+    }
+    if let Some(r) = &rules {
+        v.rules(r);
+    }
+    errors.extend(v.into_errors());
+
+    match (bot, risk, strategy, rules) {
+        (Some(bot), Some(risk), Some(strategy), Some(rules)) if errors.is_empty() => {
+            let rules_dir = resolve_against(dir, &rules.dir);
+            let ExchangeSection::Replay { dataset, .. } = &bot.exchange;
+            let dataset = Some(resolve_against(dir, dataset));
+            Ok(Config {
+                dir: dir.to_path_buf(),
+                bot,
+                risk,
+                strategy,
+                rules,
+                rules_dir,
+                dataset,
+            })
+        }
+        _ => Err(ConfigErrors(errors)),
+    }
+}

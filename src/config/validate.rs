@@ -1,0 +1,138 @@
+//! Semantic checks after parsing; collects every error with its file and key path.
+
+use super::files::{BotFile, ExchangeSection, RiskFile, RulesFile};
+use super::{ConfigError, resolve_against};
+use crate::domain::Mode;
+use rust_decimal::Decimal;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub(super) struct Validator {
+    dir: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            errors: Vec::new(),
+        }
+    }
+    pub fn into_errors(self) -> Vec<ConfigError> {
+        self.errors
+    }
+
+    fn err(&mut self, file: &str, key: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.dir.join(file).display().to_string(),
+            line: None,
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    pub fn bot(&mut self, b: &BotFile) {
+        const F: &str = "bot.yaml";
+        if b.symbols.is_empty() {
+            self.err(F, "symbols", "must list at least one symbol");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in b.symbols.iter().enumerate() {
+            if !seen.insert(s.clone()) {
+                self.err(F, &format!("symbols[{i}]"), format!("{s} is listed twice"));
+            }
+        }
+        if b.quote_asset.trim().is_empty() {
+            self.err(F, "quote_asset", "must not be empty");
+        }
+        for (key, v) in [
+            ("fees.maker_bps", b.fees.maker_bps),
+            ("fees.taker_bps", b.fees.taker_bps),
+        ] {
+            if v < Decimal::ZERO || v > Decimal::from(1000) {
+                self.err(F, key, format!("must be between 0 and 1000 bps, got {v}"));
+            }
+        }
+        if b.cycle.interval_ms == 0 {
+            self.err(F, "cycle.interval_ms", "must be > 0");
+        }
+        if b.cycle.jitter_ms > b.cycle.interval_ms {
+            self.err(F, "cycle.jitter_ms", "must not exceed cycle.interval_ms");
+        }
+        if b.database.path.as_os_str().is_empty() {
+            self.err(F, "database.path", "must not be empty");
+        }
+        let ExchangeSection::Replay {
+            dataset,
+            starting_balances,
+        } = &b.exchange;
+        let resolved = resolve_against(&self.dir, dataset);
+        if !resolved.is_dir() {
+            self.err(
+                F,
+                "exchange.dataset",
+                format!("dataset directory {} not found", resolved.display()),
+            );
+        }
+        for (asset, amount) in starting_balances {
+            if *amount < Decimal::ZERO {
+                self.err(
+                    F,
+                    &format!("exchange.starting_balances.{asset}"),
+                    format!("must be >= 0, got {amount}"),
+                );
+            }
+        }
+    }
+
+    pub fn risk(&mut self, r: &RiskFile) {
+        for (key, v) in r.limits.entries() {
+            if v <= Decimal::ZERO {
+                self.err(
+                    "risk.yaml",
+                    &format!("limits.{key}"),
+                    format!("must be > 0, got {v}"),
+                );
+            }
+        }
+    }
+
+    pub fn rules(&mut self, r: &RulesFile) {
+        const F: &str = "rules.yaml";
+        let dir = resolve_against(&self.dir, &r.dir);
+        if !dir.is_dir() {
+            self.err(
+                F,
+                "dir",
+                format!("rules directory {} not found", dir.display()),
+            );
+        }
+        if let Err(e) = Mode::parse(&r.degrade_on_error) {
+            self.err(F, "degrade_on_error", e);
+        } else if r.degrade_on_error == "normal" {
+            self.err(
+                F,
+                "degrade_on_error",
+                "must be more careful than normal (reduce_only, observe_only or halt)",
+            );
+        }
+        let s = &r.sandbox;
+        for (key, v) in [
+            ("sandbox.max_operations", s.max_operations),
+            ("sandbox.timeout_ms", s.timeout_ms),
+            ("sandbox.max_call_levels", s.max_call_levels as u64),
+            ("sandbox.max_expr_depth", s.max_expr_depth as u64),
+            ("sandbox.max_string_size", s.max_string_size as u64),
+            ("sandbox.max_array_size", s.max_array_size as u64),
+            ("sandbox.max_map_size", s.max_map_size as u64),
+        ] {
+            if v == 0 {
+                self.err(F, key, "must be > 0 (every sandbox limit is enforced)");
+            }
+        }
+        if s.timeout_ms > 10_000 {
+            self.err(F, "sandbox.timeout_ms", "must be at most 10000");
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The pure decision core: `decide(&RuleSet, &CycleInput) -> Decision`. No clock, network or
+//! database: time arrives in `CycleInput::now_ms`. Scripts run here, inside the sandbox, and every
+//! script failure fails closed (see docs/RULES.md, "Failure").
+
+use crate::domain::{
+    Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
+};
+use crate::rules::api::{
+    Ctx, CycleView, IntentView, MarketView, PortfolioView, PositionView, SpecView,
+};
+use crate::rules::outputs::{parse_anomalies, parse_intents, parse_mode, parse_verdict};
+use crate::rules::sandbox::{CallCost, call};
+use crate::rules::{RuleSet, Stage};
+use rhai::{Dynamic, INT, Map};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A position as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holding {
+    pub qty: Decimal,
+    pub avg_cost: Decimal,
+}
+
+/// The ledger's figures the rules see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortfolioInput {
+    pub quote_asset: String,
+    /// Free quote balance.
+    pub cash: Decimal,
+    /// Free + locked quote balance.
+    pub cash_total: Decimal,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub positions: BTreeMap<Symbol, Holding>,
+}
+
+/// Engine-side counters from the previous cycle, for the anomaly rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CycleStats {
+    pub rejects_last_cycle: i64,
+    pub exchange_errors_last_cycle: i64,
+    pub rule_errors_last_cycle: i64,
+    /// Wall time the shell spent observing the exchange this cycle.
+    pub observe_latency_ms: i64,
+}
+
+/// Everything one cycle decides on.
+#[derive(Debug, Clone, Default)]
+pub struct CycleInput {
+    pub cycle_id: i64,
+    pub now_ms: i64,
+    /// The configured universe.
+    pub symbols: Vec<Symbol>,
+    pub markets: Vec<MarketSnapshot>,
+    pub specs: BTreeMap<Symbol, SymbolSpec>,
+    pub portfolio: PortfolioInput,
+    pub open_orders: Vec<Order>,
+    pub stats: CycleStats,
+    /// The floor the engine sets (kill switch, halt); scripts can only tighten it.
+    pub engine_mode: Mode,
+    /// Anomalies the shell observed (exchange errors); merged before degrade.
+    pub engine_anomalies: Vec<Anomaly>,
+    /// Persisted script state, indexed by `Stage as usize`; `()` means empty.
+    pub states: [Dynamic; 4],
+    /// Rule tests only: judge these instead of calling strategy.rhai.
+    pub intents_override: Option<Vec<Intent>>,
+}
+
+/// One intent and risk's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    pub intent: Intent,
+    pub verdict: Verdict,
+    pub cost: CallCost,
+}
+
+/// What the cycle decided.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub anomalies: Vec<Anomaly>,
+    pub mode: Mode,
+    pub mode_reasons: Vec<String>,
+    pub judged: Vec<Judged>,
+    /// New script state, indexed by `Stage as usize`.
+    pub states: [Dynamic; 4],
+    pub costs: [CallCost; 4],
+    pub rule_hash: String,
+}
+
+fn rule_error(stage: Stage, message: String) -> Anomaly {
+    Anomaly {
+        code: "RULE_ERROR".into(),
+        severity: Severity::Error,
+        symbol: None,
+        detail: vec![
+            ("script".into(), stage.name().into()),
+            ("error".into(), message),
+        ],
+    }
+}
+
+fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
+    let markets: BTreeMap<String, MarketView> = input
+        .markets
+        .iter()
+        .map(|m| {
+            let view = MarketView {
+                symbol: m.symbol.as_str().into(),
+                bid: m.bid.value(),
+                ask: m.ask.value(),
+                bid_qty: m.bid_qty.value(),
+                ask_qty: m.ask_qty.value(),
+                mid: m.mid(),
+                spread_bps: m.spread_bps(),
+                last: m.last_trade.as_ref().map(|t| t.price.value()),
+                ts_ms: m.exchange_ts_ms,
+                age_ms: input.now_ms.saturating_sub(m.exchange_ts_ms),
+            };
+            (m.symbol.as_str().to_string(), view)
+        })
+        .collect();
+    let specs = input
+        .specs
+        .iter()
+        .map(|(s, spec)| {
+            (
+                s.as_str().to_string(),
+                SpecView {
+                    tick_size: spec.tick_size,
+                    min_notional: spec.min_notional,
+                    qty_scale: INT::from(spec.qty_scale),
+                    price_scale: INT::from(spec.price_scale),
+                    trading: spec.trading,
+                },
+            )
+        })
+        .collect();
+    let p = &input.portfolio;
+    let positions: BTreeMap<String, PositionView> = p
+        .positions
+        .iter()
+        .map(|(s, h)| {
+            let mark = markets.get(s.as_str()).map_or(h.avg_cost, |m| m.mid);
+            (
+                s.as_str().to_string(),
+                PositionView {
+                    symbol: s.as_str().into(),
+                    qty: h.qty,
+                    avg_cost: h.avg_cost,
+                    mark,
+                },
+            )
+        })
+        .collect();
+    let equity = p.cash_total + positions.values().map(|x| x.qty * x.mark).sum::<Decimal>();
+    let mut open_orders: BTreeMap<String, INT> = BTreeMap::new();
+    for o in &input.open_orders {
+        *open_orders
+            .entry(o.symbol.as_str().to_string())
+            .or_default() += 1;
+    }
+    let mut stats = Map::new();
+    let s = &input.stats;
+    for (k, v) in [
+        ("rejects_last_cycle", s.rejects_last_cycle),
+        ("exchange_errors_last_cycle", s.exchange_errors_last_cycle),
+        ("rule_errors_last_cycle", s.rule_errors_last_cycle),
+        ("observe_latency_ms", s.observe_latency_ms),
+    ] {
+        stats.insert(k.into(), Dynamic::from_int(v));
+    }
+    let mut view = CycleView {
+        now_ms: input.now_ms,
+        cycle_id: input.cycle_id,
+        symbols: input
+            .symbols
+            .iter()
+            .map(|s| Dynamic::from(s.as_str().to_string()))
+            .collect(),
+        markets,
+        specs,
+        portfolio: PortfolioView {
+            quote_asset: p.quote_asset.as_str().into(),
+            cash: p.cash,
+            cash_total: p.cash_total,
+            equity,
+            realized_pnl: p.realized_pnl,
+            fees: p.fees,
+            positions,
+        },
+        open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),
+        open_orders,
+        stats,
+        limits: Map::new(),
+    };
+    rules.decorate(&mut view);
+    view
+}
+
+fn anomalies_to_dynamic(anomalies: &[Anomaly]) -> Dynamic {
+    Dynamic::from_array(
+        anomalies
+            .iter()
+            .map(|a| {
+                let mut m = Map::new();
+                m.insert("code".into(), Dynamic::from(a.code.clone()));
+                m.insert(
+                    "severity".into(),
+                    Dynamic::from(a.severity.as_str().to_string()),
+                );
+                m.insert(
+                    "symbol".into(),
+                    a.symbol
+                        .as_ref()
+                        .map_or(Dynamic::UNIT, |s| Dynamic::from(s.as_str().to_string())),
+                );
+                let detail: Map = a
+                    .detail
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+                    .collect();
+                m.insert("detail".into(), Dynamic::from_map(detail));
+                Dynamic::from_map(m)
+            })
+            .collect(),
+    )
+}
+
+/// Dedupes by (code, severity, symbol), keeping the first.
+fn dedupe(anomalies: &mut Vec<Anomaly>) {
+    let mut seen = std::collections::BTreeSet::new();
+    anomalies.retain(|a| {
+        seen.insert((
+            a.code.clone(),
+            a.severity,
+            a.symbol.as_ref().map(|s| s.as_str().to_string()),
+        ))
+    });
+}
+
+/// Runs the four scripts over one cycle's input.
+pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
+    let view = Arc::new(build_view(rules, input));
+    let mut states = input.states.clone();
+    let mut costs = [CallCost::default(); 4];
+    let ctx = |stage: Stage, mode: Mode| Ctx {
+        view: Arc::clone(&view),
+        params: Arc::clone(&rules.script(stage).params),
+        mode: mode.as_str().into(),
+        accepted_count: 0,
+        accepted_notional: Decimal::ZERO,
+    };
+    let run = |stage: Stage, state: &mut Dynamic, args: Vec<Dynamic>| {
+        let script = rules.script(stage);
+        let (entry, _) = stage.entry();
+        if state.is_unit() {
+            *state = Dynamic::from_map(Map::new());
+        }
+        call(
+            &rules.engine,
+            &script.ast,
+            &script.source,
+            entry,
+            state,
+            args,
+            rules.timeout,
+        )
+    };
+
+    // anomaly.rhai
+    let mut anomalies = input.engine_anomalies.clone();
+    let (result, cost) = run(
+        Stage::Anomaly,
+        &mut states[Stage::Anomaly as usize],
+        vec![Dynamic::from(ctx(Stage::Anomaly, input.engine_mode))],
+    );
+    costs[Stage::Anomaly as usize] = cost;
+    match result.map_err(|e| e.to_string()).and_then(parse_anomalies) {
+        Ok(found) => anomalies.extend(found),
+        Err(e) => anomalies.push(rule_error(Stage::Anomaly, e)),
+    }
+    dedupe(&mut anomalies);
+
+    // degrade.rhai: the engine's mode is a floor the script can only tighten.
+    let (result, cost) = run(
+        Stage::Degrade,
+        &mut states[Stage::Degrade as usize],
+        vec![
+            anomalies_to_dynamic(&anomalies),
+            Dynamic::from(ctx(Stage::Degrade, input.engine_mode)),
+        ],
+    );
+    costs[Stage::Degrade as usize] = cost;
+    let (mode, mode_reasons) = match result.map_err(|e| e.to_string()).and_then(parse_mode) {
+        Ok((script_mode, reasons)) => (input.engine_mode.tighten(script_mode), reasons),
+        Err(e) => {
+            anomalies.push(rule_error(Stage::Degrade, e));
+            (
+                input.engine_mode.tighten(rules.degrade_on_error),
+                vec!["DEGRADE_RULE_ERROR".to_string()],
+            )
+        }
+    };
+
+    // strategy.rhai
+    let intents = if let Some(given) = &input.intents_override {
+        given.clone()
+    } else {
+        let (result, cost) = run(
+            Stage::Strategy,
+            &mut states[Stage::Strategy as usize],
+            vec![Dynamic::from(ctx(Stage::Strategy, mode))],
+        );
+        costs[Stage::Strategy as usize] = cost;
+        match result.map_err(|e| e.to_string()).and_then(parse_intents) {
+            Ok(intents) => intents,
+            Err(e) => {
+                anomalies.push(rule_error(Stage::Strategy, e));
+                Vec::new()
+            }
+        }
+    };
+
+    // risk.rhai, one call per intent, in order; earlier acceptances count against later ones.
+    let mut judged = Vec::with_capacity(intents.len());
+    let mut accepted_count: INT = 0;
+    let mut accepted_notional = Decimal::ZERO;
+    let mut risk_cost = CallCost::default();
+    for intent in intents {
+        let mut risk_ctx = ctx(Stage::Risk, mode);
+        risk_ctx.accepted_count = accepted_count;
+        risk_ctx.accepted_notional = accepted_notional;
+        let intent_view = IntentView {
+            symbol: intent.symbol.as_str().into(),
+            side: intent.side.as_str().into(),
+            price: intent.price.value(),
+            qty: intent.qty.value(),
+            tag: intent.tag.as_str().into(),
+        };
+        let (result, cost) = run(
+            Stage::Risk,
+            &mut states[Stage::Risk as usize],
+            vec![Dynamic::from(intent_view), Dynamic::from(risk_ctx)],
+        );
+        risk_cost.operations += cost.operations;
+        risk_cost.micros += cost.micros;
+        let verdict = match result
+            .map_err(|e| e.to_string())
+            .and_then(|v| parse_verdict(v, &intent))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                anomalies.push(rule_error(Stage::Risk, e));
+                Verdict::Reject {
+                    reason: "RISK_RULE_ERROR".into(),
+                }
+            }
+        };
+        match &verdict {
+            Verdict::Accept => {
+                accepted_count += 1;
+                accepted_notional += intent.notional();
+            }
+            Verdict::Resize { qty } => {
+                accepted_count += 1;
+                accepted_notional += intent.price.value() * qty.value();
+            }
+            Verdict::Reject { .. } => {}
+        }
+        judged.push(Judged {
+            intent,
+            verdict,
+            cost,
+        });
+    }
+    costs[Stage::Risk as usize] = risk_cost;
+    dedupe(&mut anomalies);
+
+    Decision {
+        anomalies,
+        mode,
+        mode_reasons,
+        judged,
+        states,
+        costs,
+        rule_hash: rules.hash.clone(),
+    }
+}

@@ -1,0 +1,6 @@
+//! The cycle: `decide` (pure) and `plan` (pure) in the core, `runner` as the IO shell around them.
+
+pub mod decide;
+pub mod plan;
+pub mod shell;
+pub mod runner;

@@ -1,0 +1,362 @@
+//! The run loop: start-up (config, rules, venue, database, recovery of state), pacing, hot reload
+//! between cycles, graceful shutdown and the end-of-run summary.
+
+use super::plan::{Action, Gates};
+use super::shell::{CycleError, Shell};
+use crate::config::{ExchangeSection, TradingMode};
+use crate::domain::{Mode, Symbol, Verdict};
+use crate::exchange::Exchange;
+use crate::exchange::replay::{ReplayConfig, ReplayExchange};
+use crate::ledger::Ledger;
+use crate::rules::convert::json_to_dynamic;
+use crate::rules::watcher::{ReloadOutcome, RuleWatcher, SharedRules, watch};
+use crate::rules::{RuleSet, Stage};
+use crate::store::{Durability, ReloadRecord, Store};
+use arc_swap::ArcSwap;
+use rhai::Dynamic;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How fast cycles follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// No waiting: as fast as the replay allows.
+    Max,
+    /// Wall-clock interval (`cycle.interval_ms` ± `cycle.jitter_ms`).
+    Interval,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config_dir: PathBuf,
+    pub max_cycles: Option<u64>,
+    pub pacing: Pacing,
+    /// Overrides `database.path`.
+    pub db: Option<PathBuf>,
+    /// Watch the config and rules for changes (hot reload).
+    pub watch: bool,
+}
+
+/// What a run did, printed at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub cycles: u64,
+    pub intents: u64,
+    pub verdicts: BTreeMap<String, u64>,
+    pub actions: BTreeMap<String, u64>,
+    pub modes: BTreeMap<String, u64>,
+    pub orders_placed: u64,
+    pub orders_canceled: u64,
+    pub exchange_rejects: u64,
+    pub fills: u64,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub equity_start: Decimal,
+    pub equity_end: Decimal,
+    pub rule_hash: String,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub database: PathBuf,
+    pub gate: String,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        writeln!(f, "run summary")?;
+        writeln!(f, "  gate:        {}", self.gate)?;
+        writeln!(f, "  cycles:      {}", self.cycles)?;
+        writeln!(f, "  modes:       {}", join(&self.modes))?;
+        writeln!(f, "  intents:     {}", self.intents)?;
+        writeln!(f, "  verdicts:    {}", join(&self.verdicts))?;
+        writeln!(f, "  actions:     {}", join(&self.actions))?;
+        writeln!(
+            f,
+            "  orders:      placed={} canceled={} rejected_by_exchange={}",
+            self.orders_placed, self.orders_canceled, self.exchange_rejects
+        )?;
+        writeln!(f, "  fills:       {}", self.fills)?;
+        writeln!(
+            f,
+            "  pnl:         realized={} fees={} net={} equity {} -> {} ({:+})",
+            self.realized_pnl.round_dp(2),
+            self.fees.round_dp(2),
+            (self.realized_pnl - self.fees).round_dp(2),
+            self.equity_start.round_dp(2),
+            self.equity_end.round_dp(2),
+            (self.equity_end - self.equity_start).round_dp(2)
+        )?;
+        writeln!(
+            f,
+            "  rules:       hash={} reloads ok={} failed={}",
+            self.rule_hash, self.reloads_ok, self.reloads_failed
+        )?;
+        write!(f, "  database:    {}", self.database.display())
+    }
+}
+
+/// Why the run is (or is not) allowed to place real orders.
+pub fn arming(mode: TradingMode, simulated_venue: bool) -> (bool, String) {
+    if simulated_venue {
+        return (
+            false,
+            "DRY RUN: simulated venue (orders fill against the replayed market only)".into(),
+        );
+    }
+    match mode {
+        TradingMode::DryRun => (false, "DRY RUN: bot.yaml mode is dry_run".into()),
+        TradingMode::Live => (
+            false,
+            "DRY RUN: live trading needs a live venue, credentials and BTCBOT_LIVE_ARMED".into(),
+        ),
+    }
+}
+
+/// Start-up: everything the loop needs, built from the config directory.
+pub struct Runner {
+    pub options: RunOptions,
+    pub rules: SharedRules,
+    pub shell: Shell,
+    pub summary: Summary,
+    watcher: Option<RuleWatcher>,
+    interval_ms: i64,
+    jitter_ms: u64,
+    next_ts_ms: i64,
+    next_cycle_id: i64,
+    kill_switch_file: Option<PathBuf>,
+}
+
+/// Moves a replay database that already holds a run aside (never deletes it).
+fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let used = Store::open(path, Durability::Normal)
+        .and_then(|s| s.last_cycle_id())
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .is_some();
+    if !used {
+        return Ok(None);
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let stem = path.file_stem().map_or("btcbot".into(), |s| s.to_string_lossy().to_string());
+    let moved = path.with_file_name(format!("{stem}.{stamp}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", moved.display()));
+            std::fs::rename(&from, &to).map_err(|e| format!("cannot move {}: {e}", from.display()))?;
+        }
+    }
+    Ok(Some(moved))
+}
+
+impl Runner {
+    /// # Errors
+    /// One line saying what is wrong (config, rules, dataset, database).
+    pub async fn start(options: RunOptions) -> Result<Runner, String> {
+        let set = RuleSet::build(&options.config_dir).map_err(|e| e.to_string())?;
+        let config = set.config.clone();
+        let bot = &config.bot;
+        let db_path = options.db.clone().unwrap_or_else(|| bot.database.path.clone());
+        let ExchangeSection::Replay { starting_balances, .. } = &bot.exchange;
+        let dataset = config.dataset.clone().ok_or("no dataset configured")?;
+        let mut replay = ReplayExchange::open(ReplayConfig {
+            dataset,
+            starting_balances: starting_balances.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            maker_fee_bps: bot.fees.maker_bps,
+            taker_fee_bps: bot.fees.taker_bps,
+        })
+        .map_err(|e| e.to_string())?;
+        let first_ts = replay.first_ts_ms().ok_or("the dataset has no events")?;
+        let specs = replay.symbol_specs().await.map_err(|e| e.to_string())?;
+        if let Some(moved) = rotate_if_used(&db_path)? {
+            tracing::info!("previous replay run kept as {}", moved.display());
+        }
+        let store = Store::open(&db_path, Durability::Normal).map_err(|e| e.to_string())?;
+        let starting_cash = starting_balances
+            .get(&bot.quote_asset)
+            .copied()
+            .unwrap_or(Decimal::ZERO);
+        let fills = store.fills().map_err(|e| e.to_string())?;
+        let ledger = Ledger::rebuild(&bot.quote_asset, starting_cash, &fills).map_err(|e| e.to_string())?;
+        let mut states: [Dynamic; 4] = Default::default();
+        for (name, json) in store.script_states().map_err(|e| e.to_string())? {
+            if let Some(stage) = Stage::ALL.into_iter().find(|s| s.name() == name) {
+                let value: serde_json::Value = serde_json::from_str(&json)
+                    .map_err(|e| format!("stored {name} state is not JSON: {e}"))?;
+                states[stage as usize] = json_to_dynamic(&value)?;
+            }
+        }
+        let live_orders = store
+            .open_orders()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|o| (o.client_id.clone(), o))
+            .collect();
+        let simulated = true;
+        let (live_armed, gate) = arming(bot.mode, simulated);
+        let next_cycle_id = store.last_cycle_id().map_err(|e| e.to_string())?.map_or(1, |c| c + 1);
+        let shell = Shell {
+            symbols: bot.symbols.clone(),
+            specs: specs.into_iter().map(|s| (s.symbol.clone(), s)).collect(),
+            exchange: Box::new(replay) as Box<dyn Exchange>,
+            fill_cursor: store.fill_cursor().map_err(|e| e.to_string())?,
+            store,
+            ledger,
+            live_orders,
+            states,
+            last_stats: Default::default(),
+            order_ttl_ms: i64::try_from(bot.cycle.order_ttl_ms).unwrap_or(i64::MAX),
+            gates: Gates {
+                simulated_venue: simulated,
+                live_armed,
+                kill_switch: false,
+            },
+            last_markets: BTreeMap::new(),
+        };
+        let rules: SharedRules = Arc::new(ArcSwap::from_pointee(set));
+        let watcher = if options.watch {
+            Some(watch(
+                &config.dir,
+                &config.rules_dir,
+                Arc::clone(&rules),
+                Duration::from_millis(200),
+            )?)
+        } else {
+            None
+        };
+        let interval_ms = i64::try_from(bot.cycle.interval_ms).unwrap_or(1000);
+        let summary = Summary {
+            rule_hash: rules.load().hash.clone(),
+            database: db_path,
+            gate,
+            equity_start: starting_cash,
+            ..Summary::default()
+        };
+        Ok(Runner {
+            kill_switch_file: bot.kill_switch_file.as_ref().map(|p| config.resolve(p)),
+            options,
+            rules,
+            shell,
+            summary,
+            watcher,
+            interval_ms,
+            jitter_ms: bot.cycle.jitter_ms,
+            next_ts_ms: first_ts,
+            next_cycle_id,
+        })
+    }
+
+    fn kill_switch(&self) -> bool {
+        let by_env = std::env::var("BTCBOT_KILL_SWITCH").is_ok_and(|v| !v.is_empty() && v != "0");
+        by_env || self.kill_switch_file.as_ref().is_some_and(|p| p.exists())
+    }
+
+    fn record_reloads(&mut self) -> Result<(), CycleError> {
+        let Some(w) = &self.watcher else { return Ok(()) };
+        let outcomes: Vec<ReloadOutcome> = w.outcomes.try_iter().collect();
+        for outcome in outcomes {
+            let record = match &outcome {
+                ReloadOutcome::Applied { hash } => {
+                    tracing::info!(hash = %hash, "rules reloaded");
+                    self.summary.reloads_ok += 1;
+                    ReloadRecord { ts_ms: self.next_ts_ms, rule_hash: Some(hash.clone()), ok: true, error: None }
+                }
+                ReloadOutcome::Unchanged { .. } => continue,
+                ReloadOutcome::Failed { error } => {
+                    tracing::error!("rules reload failed, keeping {}: {error}", self.rules.load().hash);
+                    self.summary.reloads_failed += 1;
+                    ReloadRecord { ts_ms: self.next_ts_ms, rule_hash: None, ok: false, error: Some(error.clone()) }
+                }
+            };
+            self.shell.store.record_reload(&record)?;
+        }
+        Ok(())
+    }
+
+    /// Runs cycles until the data ends, `max_cycles` is reached or `stop` is set. The cycle in
+    /// flight always finishes and commits.
+    ///
+    /// # Errors
+    /// A failure that makes going on unsafe (store, ledger, unreadable dataset).
+    pub async fn run(&mut self, stop: &AtomicBool) -> Result<&Summary, CycleError> {
+        let mut done = 0u64;
+        loop {
+            if stop.load(Ordering::SeqCst) || self.options.max_cycles.is_some_and(|m| done >= m) {
+                break;
+            }
+            let now_ms = self.next_ts_ms;
+            let more = self.shell.exchange.advance_to(now_ms).await.map_err(CycleError::Exchange)?;
+            if !more {
+                break;
+            }
+            self.record_reloads()?;
+            let rules = self.rules.load_full();
+            let kill = self.kill_switch();
+            self.shell.gates.kill_switch = kill;
+            let floor = if kill { Mode::ObserveOnly } else { Mode::Normal };
+            let cycle_id = self.next_cycle_id;
+            let outcome = self.shell.run_cycle(&rules, cycle_id, now_ms, floor).await?;
+            self.tally(&outcome, &rules.hash);
+            self.next_cycle_id += 1;
+            self.next_ts_ms += self.interval_ms;
+            done += 1;
+            if self.options.pacing == Pacing::Interval {
+                let jitter = if self.jitter_ms > 0 {
+                    u64::try_from(cycle_id).unwrap_or(0).wrapping_mul(2_654_435_761) % (self.jitter_ms + 1)
+                } else {
+                    0
+                };
+                let wait = u64::try_from(self.interval_ms).unwrap_or(1000) + jitter;
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+        }
+        self.record_reloads()?;
+        let marks = self.shell.last_markets.iter().map(|(s, m)| (s.clone(), m.mid())).collect::<BTreeMap<Symbol, Decimal>>();
+        self.summary.equity_end = self.shell.ledger.equity(&marks);
+        self.summary.realized_pnl = self.shell.ledger.realized_pnl;
+        self.summary.fees = self.shell.ledger.fees;
+        self.summary.fills = self.shell.ledger.fill_count;
+        self.summary.rule_hash = self.rules.load().hash.clone();
+        Ok(&self.summary)
+    }
+
+    fn tally(&mut self, outcome: &super::shell::CycleOutcome, hash: &str) {
+        let s = &mut self.summary;
+        s.cycles += 1;
+        s.orders_placed += u64::from(outcome.placed);
+        s.orders_canceled += u64::from(outcome.canceled);
+        s.exchange_rejects += u64::from(outcome.rejected_by_exchange);
+        s.rule_hash = hash.to_string();
+        if let Some(d) = &outcome.decision {
+            *s.modes.entry(d.mode.as_str().to_string()).or_default() += 1;
+            s.intents += d.judged.len() as u64;
+            for j in &d.judged {
+                let key = match &j.verdict {
+                    Verdict::Reject { reason } => reason.clone(),
+                    other => other.reason_code().to_string(),
+                };
+                *s.verdicts.entry(key).or_default() += 1;
+            }
+        }
+        for a in &outcome.actions {
+            let key = match a {
+                Action::Dropped(reason) => format!("dropped:{reason}"),
+                other => other.label(),
+            };
+            *s.actions.entry(key).or_default() += 1;
+        }
+    }
+}

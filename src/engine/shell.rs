@@ -1,0 +1,360 @@
+//! The cycle's IO shell: observe the exchange, bring orders and the ledger up to date, run the
+//! pure core (`decide`, `plan`), execute, and commit everything in one SQLite transaction.
+
+use super::decide::{CycleInput, CycleStats, Decision, decide};
+use super::plan::{Action, Gates, plan};
+use crate::domain::{Anomaly, Fill, MarketSnapshot, Mode, Order, OrderStatus, Qty, Severity, Symbol, SymbolSpec};
+use crate::exchange::{Exchange, ExchangeError, OrderRequest};
+use crate::ledger::Ledger;
+use crate::rules::convert::dynamic_to_json;
+use crate::rules::{RuleSet, Stage};
+use crate::store::{CycleRecord, DecisionRecord, Store};
+use rhai::Dynamic;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// State the shell carries from cycle to cycle.
+pub struct Shell {
+    pub exchange: Box<dyn Exchange>,
+    pub store: Store,
+    pub ledger: Ledger,
+    pub symbols: Vec<Symbol>,
+    pub specs: BTreeMap<Symbol, SymbolSpec>,
+    /// Orders the bot believes live, by client id.
+    pub live_orders: BTreeMap<String, Order>,
+    pub states: [Dynamic; 4],
+    pub fill_cursor: u64,
+    pub last_stats: CycleStats,
+    pub order_ttl_ms: i64,
+    pub gates: Gates,
+    pub last_markets: BTreeMap<Symbol, MarketSnapshot>,
+}
+
+/// What one cycle did, for the run summary.
+#[derive(Debug, Clone, Default)]
+pub struct CycleOutcome {
+    pub decision: Option<Decision>,
+    pub actions: Vec<Action>,
+    pub placed: u32,
+    pub canceled: u32,
+    pub rejected_by_exchange: u32,
+    pub new_fills: u32,
+}
+
+/// A failure that stops the run (the data can no longer be trusted).
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("{0}")]
+    Exchange(ExchangeError),
+}
+
+fn exchange_anomaly(e: &ExchangeError) -> Anomaly {
+    Anomaly {
+        code: "EXCHANGE_ERROR".into(),
+        severity: Severity::Warn,
+        symbol: None,
+        detail: vec![("error".into(), e.to_string())],
+    }
+}
+
+impl Shell {
+    /// Runs one cycle at market time `now_ms` with cycle id `cycle_id` and engine floor `floor`.
+    ///
+    /// # Errors
+    /// Store or ledger failures: the run must stop rather than lose a record.
+    pub async fn run_cycle(
+        &mut self,
+        rules: &RuleSet,
+        cycle_id: i64,
+        now_ms: i64,
+        floor: Mode,
+    ) -> Result<CycleOutcome, CycleError> {
+        let mut outcome = CycleOutcome::default();
+        let mut engine_anomalies = Vec::new();
+        let mut stats = CycleStats::default();
+        let mut changed: BTreeMap<String, Order> = BTreeMap::new();
+
+        // observe
+        let started = Instant::now();
+        let markets = match self.exchange.market(&self.symbols).await {
+            Ok(m) => m,
+            Err(e) => {
+                engine_anomalies.push(exchange_anomaly(&e));
+                stats.exchange_errors_last_cycle += 1;
+                Vec::new()
+            }
+        };
+        let free_cash = match self.exchange.account().await {
+            Ok(a) => a.free(&self.ledger.quote_asset),
+            Err(e) => {
+                engine_anomalies.push(exchange_anomaly(&e));
+                stats.exchange_errors_last_cycle += 1;
+                Decimal::ZERO // fail closed: no known cash, no buys
+            }
+        };
+        let venue_open = match self.exchange.open_orders().await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                engine_anomalies.push(exchange_anomaly(&e));
+                stats.exchange_errors_last_cycle += 1;
+                None
+            }
+        };
+        let fills: Vec<(u64, Fill)> = match self.exchange.fills_since(self.fill_cursor).await {
+            Ok(f) => f,
+            Err(e) => {
+                engine_anomalies.push(exchange_anomaly(&e));
+                stats.exchange_errors_last_cycle += 1;
+                Vec::new()
+            }
+        };
+        stats.observe_latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        for m in &markets {
+            self.last_markets.insert(m.symbol.clone(), m.clone());
+        }
+
+        // account: fills into the ledger and onto their orders
+        let mut new_fills = Vec::new();
+        for (seq, fill) in fills {
+            if self.ledger.apply(&fill)? {
+                if let Some(order) = self.live_orders.get_mut(&fill.client_order_id) {
+                    let filled = order.filled_qty.value() + fill.qty.value();
+                    order.filled_qty = Qty::new(filled).unwrap_or(order.filled_qty);
+                    let to = if filled >= order.qty.value() {
+                        OrderStatus::Filled
+                    } else {
+                        OrderStatus::PartiallyFilled
+                    };
+                    self.move_order(order_key(&fill), to, now_ms, &mut changed);
+                }
+                new_fills.push(fill);
+            }
+            self.fill_cursor = self.fill_cursor.max(seq);
+        }
+        outcome.new_fills = u32::try_from(new_fills.len()).unwrap_or(u32::MAX);
+        if let Some(open) = &venue_open {
+            let open_ids: Vec<&str> = open.iter().map(|o| o.client_id.as_str()).collect();
+            let vanished: Vec<String> = self
+                .live_orders
+                .values()
+                .filter(|o| {
+                    o.status.is_live()
+                        && o.status != OrderStatus::Submitting
+                        && !open_ids.contains(&o.client_id.as_str())
+                })
+                .map(|o| o.client_id.clone())
+                .collect();
+            for id in vanished {
+                // Gone from the book without (all) its fills: canceled by the venue.
+                self.move_order(id, OrderStatus::Canceled, now_ms, &mut changed);
+            }
+        }
+        // stale orders past their TTL are canceled
+        let stale: Vec<Order> = self
+            .live_orders
+            .values()
+            .filter(|o| o.status.is_live() && now_ms - o.created_ms > self.order_ttl_ms)
+            .cloned()
+            .collect();
+        for o in stale {
+            let Some(exchange_id) = &o.exchange_id else { continue };
+            match self.exchange.cancel(exchange_id).await {
+                Ok(()) => {
+                    self.move_order(o.client_id.clone(), OrderStatus::Canceled, now_ms, &mut changed);
+                    outcome.canceled += 1;
+                }
+                Err(e) => {
+                    engine_anomalies.push(exchange_anomaly(&e));
+                    stats.exchange_errors_last_cycle += 1;
+                }
+            }
+        }
+
+        // decide (pure) and plan (pure)
+        let open_orders: Vec<Order> = self.live_orders.values().cloned().collect();
+        let input = CycleInput {
+            cycle_id,
+            now_ms,
+            symbols: self.symbols.clone(),
+            markets,
+            specs: self.specs.clone(),
+            portfolio: self.ledger.portfolio(free_cash),
+            open_orders,
+            stats: self.last_stats.clone(),
+            engine_mode: floor,
+            engine_anomalies,
+            states: self.states.clone(),
+            intents_override: None,
+        };
+        let decide_started = Instant::now();
+        let decision = decide(rules, &input);
+        let eval_us = u64::try_from(decide_started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let actions = plan(cycle_id, &decision.judged, decision.mode, &self.specs, &input.open_orders, self.gates);
+
+        // execute: each order is stored (outbox) before it is sent
+        for action in &actions {
+            let Action::Place(p) = action else { continue };
+            let order = Order {
+                client_id: p.client_id.clone(),
+                exchange_id: None,
+                symbol: p.symbol.clone(),
+                side: p.side,
+                price: p.price,
+                qty: p.qty,
+                filled_qty: Qty::ZERO,
+                status: OrderStatus::Submitting,
+                cycle_id,
+                created_ms: now_ms,
+                updated_ms: now_ms,
+            };
+            self.store.upsert_orders(std::slice::from_ref(&order))?;
+            self.live_orders.insert(order.client_id.clone(), order);
+            let request = OrderRequest {
+                client_id: p.client_id.clone(),
+                symbol: p.symbol.clone(),
+                side: p.side,
+                price: p.price,
+                qty: p.qty,
+            };
+            match self.exchange.submit(&request).await {
+                Ok(ack) => {
+                    if let Some(o) = self.live_orders.get_mut(&p.client_id) {
+                        o.exchange_id = Some(ack.exchange_id);
+                    }
+                    self.move_order(p.client_id.clone(), OrderStatus::Open, now_ms, &mut changed);
+                    outcome.placed += 1;
+                }
+                Err(ExchangeError::Rejected { .. }) => {
+                    self.move_order(p.client_id.clone(), OrderStatus::Rejected, now_ms, &mut changed);
+                    outcome.rejected_by_exchange += 1;
+                    stats.rejects_last_cycle += 1;
+                }
+                Err(e) => {
+                    // Sent, no answer: reconciliation decides what happened.
+                    stats.exchange_errors_last_cycle += 1;
+                    tracing::warn!(client_id = %p.client_id, "submit failed: {e}");
+                    self.move_order(p.client_id.clone(), OrderStatus::Unknown, now_ms, &mut changed);
+                }
+            }
+        }
+
+        // commit: one transaction
+        let mut script_states = Vec::new();
+        for stage in Stage::ALL {
+            let json = dynamic_to_json(&decision.states[stage as usize], stage.name())
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{} state not storable: {e}", stage.name());
+                    serde_json::Value::Null
+                });
+            script_states.push((stage.name().to_string(), json.to_string()));
+        }
+        let decisions: Vec<DecisionRecord> = decision
+            .judged
+            .iter()
+            .zip(&actions)
+            .map(|(j, a)| DecisionRecord {
+                intent: j.intent.clone(),
+                verdict: j.verdict.clone(),
+                final_qty: match a {
+                    Action::Place(p) | Action::DryRun(p) => Some(p.qty),
+                    _ => None,
+                },
+                action: a.label(),
+                script: rules.script(Stage::Risk).source.clone(),
+                function: Stage::Risk.entry().0.to_string(),
+                rule_hash: rules.hash.clone(),
+                operations: j.cost.operations,
+                eval_us: j.cost.micros,
+            })
+            .collect();
+        let marks: BTreeMap<Symbol, Decimal> = self
+            .last_markets
+            .iter()
+            .map(|(s, m)| (s.clone(), m.mid()))
+            .collect();
+        let fingerprint = fingerprint(&input, &decision, &actions);
+        let record = CycleRecord {
+            cycle_id,
+            market_ts_ms: now_ms,
+            rule_hash: rules.hash.clone(),
+            mode: decision.mode,
+            mode_reasons: decision.mode_reasons.clone(),
+            anomalies: decision.anomalies.clone(),
+            decisions,
+            orders: changed.into_values().collect(),
+            fills: new_fills,
+            fill_cursor: self.fill_cursor,
+            script_states,
+            equity: self.ledger.equity(&marks),
+            realized_pnl: self.ledger.realized_pnl,
+            fees: self.ledger.fees,
+            intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
+            orders_placed: outcome.placed,
+            orders_canceled: outcome.canceled,
+            eval_us,
+            fingerprint,
+        };
+        self.store.commit_cycle(&record)?;
+        self.states = decision.states.clone();
+        stats.rule_errors_last_cycle = i64::try_from(
+            decision.anomalies.iter().filter(|a| a.code == "RULE_ERROR").count(),
+        )
+        .unwrap_or(i64::MAX);
+        self.last_stats = stats;
+        self.live_orders.retain(|_, o| o.status.is_live());
+        outcome.actions = actions;
+        outcome.decision = Some(decision);
+        Ok(outcome)
+    }
+
+    /// Moves an order through the lifecycle table; an illegal move is logged, never applied.
+    fn move_order(&mut self, client_id: String, to: OrderStatus, now_ms: i64, changed: &mut BTreeMap<String, Order>) {
+        let Some(order) = self.live_orders.get_mut(&client_id) else { return };
+        if order.status != to || to == OrderStatus::PartiallyFilled {
+            match order.status.transition(to) {
+                Ok(s) => order.status = s,
+                Err(e) => {
+                    tracing::warn!(client_id = %client_id, "{e}");
+                    return;
+                }
+            }
+        }
+        order.updated_ms = now_ms;
+        changed.insert(client_id, order.clone());
+    }
+}
+
+fn order_key(fill: &Fill) -> String {
+    fill.client_order_id.clone()
+}
+
+/// Hash of the cycle's inputs and decisions and the rule hash: equal runs give equal prints.
+pub fn fingerprint(input: &CycleInput, decision: &Decision, actions: &[Action]) -> String {
+    let judged: Vec<_> = decision
+        .judged
+        .iter()
+        .map(|j| (&j.intent, &j.verdict))
+        .collect();
+    let labels: Vec<String> = actions.iter().map(Action::label).collect();
+    let body = serde_json::json!({
+        "cycle": input.cycle_id,
+        "now": input.now_ms,
+        "markets": input.markets,
+        "portfolio": input.portfolio,
+        "open_orders": input.open_orders,
+        "anomalies": decision.anomalies,
+        "mode": decision.mode,
+        "judged": judged,
+        "actions": labels,
+        "rules": decision.rule_hash,
+    });
+    let mut h = Sha256::new();
+    h.update(body.to_string().as_bytes());
+    hex::encode(h.finalize())[..32].to_string()
+}

@@ -1,0 +1,271 @@
+//! The types scripts read and the verdict constructors they call. Inputs are registered types
+//! with getters, so a misspelt field is an error ("unknown property"), never a silent `()`.
+//! docs/RULES.md is the operator's reference for everything registered here.
+
+use crate::domain::{Side, Verdict};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, ImmutableString, Map, Position};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn runtime_error(message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), Position::NONE))
+}
+
+/// One symbol's market as a script sees it.
+#[derive(Debug, Clone)]
+pub struct MarketView {
+    pub symbol: ImmutableString,
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub bid_qty: Decimal,
+    pub ask_qty: Decimal,
+    pub mid: Decimal,
+    pub spread_bps: Decimal,
+    pub last: Option<Decimal>,
+    pub ts_ms: INT,
+    pub age_ms: INT,
+}
+
+/// A pair's exchange rules.
+#[derive(Debug, Clone)]
+pub struct SpecView {
+    pub tick_size: Decimal,
+    pub min_notional: Decimal,
+    pub qty_scale: INT,
+    pub price_scale: INT,
+    pub trading: bool,
+}
+
+/// One position, marked at the mid.
+#[derive(Debug, Clone)]
+pub struct PositionView {
+    pub symbol: ImmutableString,
+    pub qty: Decimal,
+    pub avg_cost: Decimal,
+    pub mark: Decimal,
+}
+
+/// The account and ledger figures.
+#[derive(Debug, Clone, Default)]
+pub struct PortfolioView {
+    pub quote_asset: ImmutableString,
+    pub cash: Decimal,
+    pub cash_total: Decimal,
+    pub equity: Decimal,
+    pub realized_pnl: Decimal,
+    pub fees: Decimal,
+    pub positions: BTreeMap<String, PositionView>,
+}
+
+/// Everything shared by the scripts of one cycle; built once per cycle.
+#[derive(Debug, Clone, Default)]
+pub struct CycleView {
+    pub now_ms: INT,
+    pub cycle_id: INT,
+    pub symbols: Array,
+    pub markets: BTreeMap<String, MarketView>,
+    pub specs: BTreeMap<String, SpecView>,
+    pub portfolio: PortfolioView,
+    pub open_orders: BTreeMap<String, INT>,
+    pub open_orders_total: INT,
+    pub stats: Map,
+    pub limits: Map,
+}
+
+/// `ctx` as passed to every entry function.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub view: Arc<CycleView>,
+    pub params: Arc<Map>,
+    pub mode: ImmutableString,
+    /// Risk only: what this cycle has accepted before the intent being judged.
+    pub accepted_count: INT,
+    pub accepted_notional: Decimal,
+}
+
+/// The intent a risk script judges.
+#[derive(Debug, Clone)]
+pub struct IntentView {
+    pub symbol: ImmutableString,
+    pub side: ImmutableString,
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub tag: ImmutableString,
+}
+
+/// What `accept()`, `resize(q)` and `reject(code)` return.
+#[derive(Debug, Clone)]
+pub struct VerdictOut(pub Verdict);
+
+fn valid_reason_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn decimal_or_unit(v: Option<Decimal>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from_decimal)
+}
+
+pub(super) fn register(engine: &mut Engine) {
+    register_market(engine);
+    register_portfolio(engine);
+    register_ctx(engine);
+    register_verdicts(engine);
+}
+
+fn register_market(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<MarketView>("Market")
+        .register_get("symbol", |m: &mut MarketView| m.symbol.clone())
+        .register_get("bid", |m: &mut MarketView| m.bid)
+        .register_get("ask", |m: &mut MarketView| m.ask)
+        .register_get("bid_qty", |m: &mut MarketView| m.bid_qty)
+        .register_get("ask_qty", |m: &mut MarketView| m.ask_qty)
+        .register_get("mid", |m: &mut MarketView| m.mid)
+        .register_get("spread_bps", |m: &mut MarketView| m.spread_bps)
+        .register_get("last", |m: &mut MarketView| decimal_or_unit(m.last))
+        .register_get("ts_ms", |m: &mut MarketView| m.ts_ms)
+        .register_get("age_ms", |m: &mut MarketView| m.age_ms);
+    engine
+        .register_type_with_name::<SpecView>("Spec")
+        .register_get("tick_size", |s: &mut SpecView| s.tick_size)
+        .register_get("min_notional", |s: &mut SpecView| s.min_notional)
+        .register_get("qty_scale", |s: &mut SpecView| s.qty_scale)
+        .register_get("price_scale", |s: &mut SpecView| s.price_scale)
+        .register_get("trading", |s: &mut SpecView| s.trading);
+}
+
+fn register_portfolio(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<PositionView>("Position")
+        .register_get("symbol", |p: &mut PositionView| p.symbol.clone())
+        .register_get("qty", |p: &mut PositionView| p.qty)
+        .register_get("avg_cost", |p: &mut PositionView| p.avg_cost)
+        .register_get("mark", |p: &mut PositionView| p.mark)
+        .register_get("notional", |p: &mut PositionView| p.qty * p.mark)
+        .register_get("unrealized_pnl", |p: &mut PositionView| {
+            (p.mark - p.avg_cost) * p.qty
+        });
+    engine
+        .register_type_with_name::<PortfolioView>("Portfolio")
+        .register_get("quote_asset", |p: &mut PortfolioView| p.quote_asset.clone())
+        .register_get("cash", |p: &mut PortfolioView| p.cash)
+        .register_get("cash_total", |p: &mut PortfolioView| p.cash_total)
+        .register_get("equity", |p: &mut PortfolioView| p.equity)
+        .register_get("realized_pnl", |p: &mut PortfolioView| p.realized_pnl)
+        .register_get("fees", |p: &mut PortfolioView| p.fees)
+        .register_get("gross_exposure", |p: &mut PortfolioView| {
+            p.positions
+                .values()
+                .map(|x| (x.qty * x.mark).abs())
+                .sum::<Decimal>()
+        })
+        .register_fn("position", |p: &mut PortfolioView, symbol: &str| {
+            p.positions
+                .get(symbol)
+                .cloned()
+                .unwrap_or_else(|| PositionView {
+                    symbol: symbol.into(),
+                    qty: Decimal::ZERO,
+                    avg_cost: Decimal::ZERO,
+                    mark: Decimal::ZERO,
+                })
+        });
+}
+
+fn register_ctx(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Ctx>("Ctx")
+        .register_get("now_ms", |c: &mut Ctx| c.view.now_ms)
+        .register_get("cycle_id", |c: &mut Ctx| c.view.cycle_id)
+        .register_get("mode", |c: &mut Ctx| c.mode.clone())
+        .register_get("symbols", |c: &mut Ctx| c.view.symbols.clone())
+        .register_get("params", |c: &mut Ctx| (*c.params).clone())
+        .register_get("limits", |c: &mut Ctx| c.view.limits.clone())
+        .register_get("stats", |c: &mut Ctx| c.view.stats.clone())
+        .register_get("portfolio", |c: &mut Ctx| c.view.portfolio.clone())
+        .register_get("open_orders_total", |c: &mut Ctx| c.view.open_orders_total)
+        .register_get("accepted_count", |c: &mut Ctx| c.accepted_count)
+        .register_get("accepted_notional", |c: &mut Ctx| c.accepted_notional)
+        .register_fn("has_market", |c: &mut Ctx, symbol: &str| {
+            c.view.markets.contains_key(symbol)
+        })
+        .register_fn(
+            "market",
+            |c: &mut Ctx, symbol: &str| -> Fallible<MarketView> {
+                c.view
+                    .markets
+                    .get(symbol)
+                    .cloned()
+                    .ok_or_else(|| runtime_error(format!("no market for {symbol}")))
+            },
+        )
+        .register_fn("spec", |c: &mut Ctx, symbol: &str| -> Fallible<SpecView> {
+            c.view
+                .specs
+                .get(symbol)
+                .cloned()
+                .ok_or_else(|| runtime_error(format!("no exchange info for {symbol}")))
+        })
+        .register_fn("open_orders", |c: &mut Ctx, symbol: &str| {
+            c.view.open_orders.get(symbol).copied().unwrap_or(0)
+        });
+    engine
+        .register_type_with_name::<IntentView>("Intent")
+        .register_get("symbol", |i: &mut IntentView| i.symbol.clone())
+        .register_get("side", |i: &mut IntentView| i.side.clone())
+        .register_get("price", |i: &mut IntentView| i.price)
+        .register_get("qty", |i: &mut IntentView| i.qty)
+        .register_get("notional", |i: &mut IntentView| i.price * i.qty)
+        .register_get("tag", |i: &mut IntentView| i.tag.clone())
+        .register_get("is_buy", |i: &mut IntentView| i.side == Side::Buy.as_str())
+        .register_get("is_sell", |i: &mut IntentView| {
+            i.side == Side::Sell.as_str()
+        });
+}
+
+fn register_verdicts(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<VerdictOut>("Verdict")
+        .register_fn("accept", || VerdictOut(Verdict::Accept))
+        .register_fn("reject", |code: &str| -> Fallible<VerdictOut> {
+            if valid_reason_code(code) {
+                Ok(VerdictOut(Verdict::Reject {
+                    reason: code.to_string(),
+                }))
+            } else {
+                Err(runtime_error(format!(
+                    "reject(): reason code must be UPPER_SNAKE_CASE, got {code:?}"
+                )))
+            }
+        })
+        .register_fn("resize", |qty: Decimal| -> Fallible<VerdictOut> {
+            resize(qty)
+        })
+        .register_fn("resize", |qty: INT| -> Fallible<VerdictOut> {
+            resize(Decimal::from(qty))
+        })
+        .register_fn("bps", |value: Decimal, bps: Decimal| {
+            crate::domain::bps_of(value, bps)
+        })
+        .register_fn("bps", |value: Decimal, bps: INT| {
+            crate::domain::bps_of(value, Decimal::from(bps))
+        })
+        .register_fn("bps", |value: INT, bps: Decimal| {
+            crate::domain::bps_of(Decimal::from(value), bps)
+        })
+        .register_fn("bps", |value: INT, bps: INT| {
+            crate::domain::bps_of(Decimal::from(value), Decimal::from(bps))
+        });
+}
+
+fn resize(qty: Decimal) -> Fallible<VerdictOut> {
+    let q = crate::domain::Qty::new(qty).map_err(|e| runtime_error(format!("resize(): {e}")))?;
+    Ok(VerdictOut(Verdict::Resize { qty: q }))
+}

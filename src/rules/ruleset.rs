@@ -1,0 +1,233 @@
+//! A RuleSet: the config directory's params, the four compiled scripts and a content hash. Built
+//! and validated as a whole; the reload watcher, `rules check` and start-up all use [`RuleSet::build`].
+
+use super::api::CycleView;
+use super::convert::param_to_dynamic;
+use super::sandbox::{ScriptError, build_engine};
+use crate::config::{Config, ConfigErrors, Params};
+use crate::domain::Mode;
+use rhai::{AST, Dynamic, Engine, Map};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The four stages a rule pack scripts, with their fixed entry functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    Anomaly,
+    Degrade,
+    Strategy,
+    Risk,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Anomaly, Stage::Degrade, Stage::Strategy, Stage::Risk];
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Anomaly => "anomaly",
+            Stage::Degrade => "degrade",
+            Stage::Strategy => "strategy",
+            Stage::Risk => "risk",
+        }
+    }
+    /// Entry function name and its parameters, as docs/RULES.md states them.
+    pub fn entry(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Stage::Anomaly => ("anomalies", &["ctx"]),
+            Stage::Degrade => ("degrade", &["anomalies", "ctx"]),
+            Stage::Strategy => ("strategy", &["ctx"]),
+            Stage::Risk => ("risk", &["intent", "ctx"]),
+        }
+    }
+}
+
+/// One compiled script.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub stage: Stage,
+    /// Path as shown in errors.
+    pub source: String,
+    pub ast: AST,
+    pub params: Arc<Map>,
+}
+
+/// Why a RuleSet could not be built. The running bot keeps its last good set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSetError {
+    Config(ConfigErrors),
+    Script(Vec<ScriptError>),
+    Tests(Vec<String>),
+}
+
+impl fmt::Display for RuleSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleSetError::Config(e) => write!(f, "{e}"),
+            RuleSetError::Script(errors) => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                write!(f, "{}", lines.join("\n"))
+            }
+            RuleSetError::Tests(failures) => {
+                write!(f, "rule tests failed: {}", failures.join("\n"))
+            }
+        }
+    }
+}
+impl std::error::Error for RuleSetError {}
+
+/// Params, compiled scripts and their hash: what decides a cycle.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub engine: Engine,
+    pub config: Config,
+    pub scripts: [Script; 4],
+    /// First 16 hex digits of SHA-256 over every file that shapes decisions.
+    pub hash: String,
+    pub timeout: Duration,
+    pub degrade_on_error: Mode,
+    pub limits: Map,
+}
+
+fn params_map(p: &Params) -> Arc<Map> {
+    Arc::new(
+        p.iter()
+            .map(|(k, v)| (k.as_str().into(), param_to_dynamic(v)))
+            .collect(),
+    )
+}
+
+impl RuleSet {
+    /// The reload path: load and validate the config dir, compile every script, check entry
+    /// functions, then run the rule tests. `rules check`, start-up and hot reload all call this.
+    ///
+    /// # Errors
+    /// The config errors, every script error, or the failing rule tests.
+    pub fn build(config_dir: &Path) -> Result<RuleSet, RuleSetError> {
+        let set = Self::compile(config_dir)?;
+        let failures =
+            super::ruletests::run_dir_for(&set).map_err(|e| RuleSetError::Tests(vec![e]))?;
+        if failures.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleSetError::Tests(failures))
+        }
+    }
+
+    /// Loads and compiles without running rule tests (the rule-test runner itself uses it).
+    ///
+    /// # Errors
+    /// The config errors or every script error.
+    pub fn compile(config_dir: &Path) -> Result<RuleSet, RuleSetError> {
+        let config = Config::load(config_dir).map_err(RuleSetError::Config)?;
+        let engine = build_engine(&config.rules.sandbox);
+        let mut hasher = Sha256::new();
+        for name in ["risk.yaml", "strategy.yaml", "rules.yaml"] {
+            let bytes = std::fs::read(config_dir.join(name)).unwrap_or_default();
+            hash_part(&mut hasher, name, &bytes);
+        }
+        let files = &config.rules.scripts;
+        let paths = [&files.anomaly, &files.degrade, &files.strategy, &files.risk];
+        let params = [
+            params_map(&config.rules.anomaly_params),
+            params_map(&config.rules.degrade_params),
+            params_map(&config.strategy.params),
+            params_map(&config.risk.params),
+        ];
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        for ((stage, rel), params) in Stage::ALL.into_iter().zip(paths).zip(params) {
+            let path = config.rules_dir.join(rel);
+            let source = path.display().to_string();
+            match compile_script(&engine, stage, &path, &source) {
+                Ok((ast, bytes)) => {
+                    hash_part(&mut hasher, stage.name(), &bytes);
+                    compiled.push(Script {
+                        stage,
+                        source,
+                        ast,
+                        params,
+                    });
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleSetError::Script(errors));
+        }
+        let scripts: [Script; 4] = compiled
+            .try_into()
+            .map_err(|_| RuleSetError::Script(Vec::new()))?;
+        let hash = hex::encode(hasher.finalize())[..16].to_string();
+        let degrade_on_error = Mode::parse(&config.rules.degrade_on_error).unwrap_or(Mode::Halt);
+        let limits = config
+            .risk
+            .limits
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k.into(), Dynamic::from_decimal(v)))
+            .collect();
+        Ok(RuleSet {
+            timeout: Duration::from_millis(config.rules.sandbox.timeout_ms),
+            engine,
+            config,
+            scripts,
+            hash,
+            degrade_on_error,
+            limits,
+        })
+    }
+
+    pub fn script(&self, stage: Stage) -> &Script {
+        &self.scripts[stage as usize]
+    }
+
+    /// Fills the parts of a cycle view that come from the rule set itself.
+    pub fn decorate(&self, view: &mut CycleView) {
+        view.limits = self.limits.clone();
+    }
+}
+
+fn hash_part(hasher: &mut Sha256, name: &str, bytes: &[u8]) {
+    hasher.update((name.len() as u64).to_le_bytes());
+    hasher.update(name.as_bytes());
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn compile_script(
+    engine: &Engine,
+    stage: Stage,
+    path: &Path,
+    source: &str,
+) -> Result<(AST, Vec<u8>), ScriptError> {
+    let bytes = std::fs::read(path).map_err(|e| ScriptError {
+        location: source.to_string(),
+        message: format!("cannot read script: {e}"),
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| ScriptError {
+        location: source.to_string(),
+        message: "script is not valid UTF-8".into(),
+    })?;
+    let mut ast = engine.compile(&text).map_err(|e| {
+        let pos = e.position();
+        let mut message = e.0.to_string();
+        if let Some(i) = message.find(" (line ") {
+            message.truncate(i);
+        }
+        ScriptError::new(source, pos, message)
+    })?;
+    ast.set_source(source);
+    let (entry, params) = stage.entry();
+    let found = ast
+        .iter_functions()
+        .find(|f| f.name == entry && f.params.len() == params.len());
+    if found.is_none() {
+        return Err(ScriptError {
+            location: source.to_string(),
+            message: format!("missing entry function `fn {entry}({})`", params.join(", ")),
+        });
+    }
+    Ok((ast, bytes))
+}
