@@ -59,7 +59,10 @@ fn init_logging(format: &str) {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     if cli.log_format != "human" && cli.log_format != "json" {
-        eprintln!("error: --log-format must be human or json, got {:?}", cli.log_format);
+        eprintln!(
+            "error: --log-format must be human or json, got {:?}",
+            cli.log_format
+        );
         return ExitCode::from(2);
     }
     init_logging(&cli.log_format);

@@ -11,7 +11,11 @@ pub enum ReplayCommand {
     /// Generate a deterministic synthetic dataset: a random walk on each symbol's tick grid.
     Synth {
         /// Comma-separated symbols (specs from the bundled exchangeinfo).
-        #[arg(long, value_delimiter = ',', default_value = "BTCTRY,ETHTRY,AVAXTRY,USDTTRY")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "BTCTRY,ETHTRY,AVAXTRY,USDTTRY"
+        )]
         symbols: Vec<String>,
         /// Number of market events.
         #[arg(long, default_value_t = 20_000)]
@@ -29,12 +33,26 @@ pub enum ReplayCommand {
 
 pub fn run(cmd: ReplayCommand) -> Result<ExitCode, String> {
     match cmd {
-        ReplayCommand::Synth { symbols, events, seed, start_ms, out } => {
+        ReplayCommand::Synth {
+            symbols,
+            events,
+            seed,
+            start_ms,
+            out,
+        } => {
             let symbols = symbols
                 .iter()
                 .map(|s| Symbol::new(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let summary = write_synth_dataset(&SynthOptions { symbols, events, seed, start_ms }, &out)?;
+            let summary = write_synth_dataset(
+                &SynthOptions {
+                    symbols,
+                    events,
+                    seed,
+                    start_ms,
+                },
+                &out,
+            )?;
             println!("wrote {} ({summary:?})", out.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -57,7 +57,11 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode, String> {
                 }
             }
             println!("{} passed, {} failed", results.len() - failed, failed);
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -18,9 +18,10 @@ pub struct RunArgs {
     /// Stop after N cycles (default: until the data ends or Ctrl-C).
     #[arg(long)]
     pub max_cycles: Option<u64>,
-    /// `max`: no waiting between cycles; `interval`: wait cycle.interval_ms (± jitter).
-    #[arg(long, default_value = "interval", value_parser = ["max", "interval"])]
-    pub speed: String,
+    /// Pacing: `max` (no waiting between cycles), `realtime` (wait cycle.interval_ms ± jitter),
+    /// or a speed-up factor N (wait interval / N, e.g. `20` replays 20x faster than real time).
+    #[arg(long, default_value = "realtime", value_parser = parse_speed)]
+    pub speed: Pacing,
     /// SQLite file (overrides bot.yaml database.path).
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -29,11 +30,22 @@ pub struct RunArgs {
     pub no_watch: bool,
 }
 
+fn parse_speed(text: &str) -> Result<Pacing, String> {
+    match text {
+        "max" => Ok(Pacing::Max),
+        "realtime" => Ok(Pacing::Wall { speedup: 1 }),
+        n => match n.parse::<u32>() {
+            Ok(speedup) if speedup > 0 => Ok(Pacing::Wall { speedup }),
+            _ => Err(format!("expected max, realtime or a factor > 0, got {n:?}")),
+        },
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let options = RunOptions {
         config_dir: args.config,
         max_cycles: if args.once { Some(1) } else { args.max_cycles },
-        pacing: if args.speed == "max" { Pacing::Max } else { Pacing::Interval },
+        pacing: args.speed,
         db: args.db,
         watch: !args.no_watch,
     };

@@ -2,5 +2,5 @@
 
 pub mod decide;
 pub mod plan;
-pub mod shell;
 pub mod runner;
+pub mod shell;

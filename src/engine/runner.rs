@@ -26,8 +26,9 @@ use std::time::Duration;
 pub enum Pacing {
     /// No waiting: as fast as the replay allows.
     Max,
-    /// Wall-clock interval (`cycle.interval_ms` ± `cycle.jitter_ms`).
-    Interval,
+    /// Wall-clock pacing: wait (`cycle.interval_ms` ± `cycle.jitter_ms`) / `speedup` between
+    /// cycles; `speedup` 1 is real time.
+    Wall { speedup: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -150,13 +151,16 @@ fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let stem = path.file_stem().map_or("btcbot".into(), |s| s.to_string_lossy().to_string());
+    let stem = path
+        .file_stem()
+        .map_or("btcbot".into(), |s| s.to_string_lossy().to_string());
     let moved = path.with_file_name(format!("{stem}.{stamp}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         if from.exists() {
             let to = PathBuf::from(format!("{}{suffix}", moved.display()));
-            std::fs::rename(&from, &to).map_err(|e| format!("cannot move {}: {e}", from.display()))?;
+            std::fs::rename(&from, &to)
+                .map_err(|e| format!("cannot move {}: {e}", from.display()))?;
         }
     }
     Ok(Some(moved))
@@ -169,12 +173,20 @@ impl Runner {
         let set = RuleSet::build(&options.config_dir).map_err(|e| e.to_string())?;
         let config = set.config.clone();
         let bot = &config.bot;
-        let db_path = options.db.clone().unwrap_or_else(|| bot.database.path.clone());
-        let ExchangeSection::Replay { starting_balances, .. } = &bot.exchange;
+        let db_path = options
+            .db
+            .clone()
+            .unwrap_or_else(|| bot.database.path.clone());
+        let ExchangeSection::Replay {
+            starting_balances, ..
+        } = &bot.exchange;
         let dataset = config.dataset.clone().ok_or("no dataset configured")?;
         let mut replay = ReplayExchange::open(ReplayConfig {
             dataset,
-            starting_balances: starting_balances.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            starting_balances: starting_balances
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             maker_fee_bps: bot.fees.maker_bps,
             taker_fee_bps: bot.fees.taker_bps,
         })
@@ -190,7 +202,8 @@ impl Runner {
             .copied()
             .unwrap_or(Decimal::ZERO);
         let fills = store.fills().map_err(|e| e.to_string())?;
-        let ledger = Ledger::rebuild(&bot.quote_asset, starting_cash, &fills).map_err(|e| e.to_string())?;
+        let ledger =
+            Ledger::rebuild(&bot.quote_asset, starting_cash, &fills).map_err(|e| e.to_string())?;
         let mut states: [Dynamic; 4] = Default::default();
         for (name, json) in store.script_states().map_err(|e| e.to_string())? {
             if let Some(stage) = Stage::ALL.into_iter().find(|s| s.name() == name) {
@@ -207,7 +220,10 @@ impl Runner {
             .collect();
         let simulated = true;
         let (live_armed, gate) = arming(bot.mode, simulated);
-        let next_cycle_id = store.last_cycle_id().map_err(|e| e.to_string())?.map_or(1, |c| c + 1);
+        let next_cycle_id = store
+            .last_cycle_id()
+            .map_err(|e| e.to_string())?
+            .map_or(1, |c| c + 1);
         let shell = Shell {
             symbols: bot.symbols.clone(),
             specs: specs.into_iter().map(|s| (s.symbol.clone(), s)).collect(),
@@ -265,20 +281,35 @@ impl Runner {
     }
 
     fn record_reloads(&mut self) -> Result<(), CycleError> {
-        let Some(w) = &self.watcher else { return Ok(()) };
+        let Some(w) = &self.watcher else {
+            return Ok(());
+        };
         let outcomes: Vec<ReloadOutcome> = w.outcomes.try_iter().collect();
         for outcome in outcomes {
             let record = match &outcome {
                 ReloadOutcome::Applied { hash } => {
                     tracing::info!(hash = %hash, "rules reloaded");
                     self.summary.reloads_ok += 1;
-                    ReloadRecord { ts_ms: self.next_ts_ms, rule_hash: Some(hash.clone()), ok: true, error: None }
+                    ReloadRecord {
+                        ts_ms: self.next_ts_ms,
+                        rule_hash: Some(hash.clone()),
+                        ok: true,
+                        error: None,
+                    }
                 }
                 ReloadOutcome::Unchanged { .. } => continue,
                 ReloadOutcome::Failed { error } => {
-                    tracing::error!("rules reload failed, keeping {}: {error}", self.rules.load().hash);
+                    tracing::error!(
+                        "rules reload failed, keeping {}: {error}",
+                        self.rules.load().hash
+                    );
                     self.summary.reloads_failed += 1;
-                    ReloadRecord { ts_ms: self.next_ts_ms, rule_hash: None, ok: false, error: Some(error.clone()) }
+                    ReloadRecord {
+                        ts_ms: self.next_ts_ms,
+                        rule_hash: None,
+                        ok: false,
+                        error: Some(error.clone()),
+                    }
                 }
             };
             self.shell.store.record_reload(&record)?;
@@ -298,7 +329,12 @@ impl Runner {
                 break;
             }
             let now_ms = self.next_ts_ms;
-            let more = self.shell.exchange.advance_to(now_ms).await.map_err(CycleError::Exchange)?;
+            let more = self
+                .shell
+                .exchange
+                .advance_to(now_ms)
+                .await
+                .map_err(CycleError::Exchange)?;
             if !more {
                 break;
             }
@@ -306,25 +342,42 @@ impl Runner {
             let rules = self.rules.load_full();
             let kill = self.kill_switch();
             self.shell.gates.kill_switch = kill;
-            let floor = if kill { Mode::ObserveOnly } else { Mode::Normal };
+            let floor = if kill {
+                Mode::ObserveOnly
+            } else {
+                Mode::Normal
+            };
             let cycle_id = self.next_cycle_id;
-            let outcome = self.shell.run_cycle(&rules, cycle_id, now_ms, floor).await?;
+            let outcome = self
+                .shell
+                .run_cycle(&rules, cycle_id, now_ms, floor)
+                .await?;
             self.tally(&outcome, &rules.hash);
             self.next_cycle_id += 1;
             self.next_ts_ms += self.interval_ms;
             done += 1;
-            if self.options.pacing == Pacing::Interval {
+            if let Pacing::Wall { speedup } = self.options.pacing {
+                // Jitter spreads wall-clock load only; market time stays on the fixed grid.
                 let jitter = if self.jitter_ms > 0 {
-                    u64::try_from(cycle_id).unwrap_or(0).wrapping_mul(2_654_435_761) % (self.jitter_ms + 1)
+                    u64::try_from(cycle_id)
+                        .unwrap_or(0)
+                        .wrapping_mul(2_654_435_761)
+                        % (self.jitter_ms + 1)
                 } else {
                     0
                 };
-                let wait = u64::try_from(self.interval_ms).unwrap_or(1000) + jitter;
+                let wait = (u64::try_from(self.interval_ms).unwrap_or(1000) + jitter)
+                    / u64::from(speedup.max(1));
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
         }
         self.record_reloads()?;
-        let marks = self.shell.last_markets.iter().map(|(s, m)| (s.clone(), m.mid())).collect::<BTreeMap<Symbol, Decimal>>();
+        let marks = self
+            .shell
+            .last_markets
+            .iter()
+            .map(|(s, m)| (s.clone(), m.mid()))
+            .collect::<BTreeMap<Symbol, Decimal>>();
         self.summary.equity_end = self.shell.ledger.equity(&marks);
         self.summary.realized_pnl = self.shell.ledger.realized_pnl;
         self.summary.fees = self.shell.ledger.fees;

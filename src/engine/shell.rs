@@ -3,7 +3,9 @@
 
 use super::decide::{CycleInput, CycleStats, Decision, decide};
 use super::plan::{Action, Gates, plan};
-use crate::domain::{Anomaly, Fill, MarketSnapshot, Mode, Order, OrderStatus, Qty, Severity, Symbol, SymbolSpec};
+use crate::domain::{
+    Anomaly, Fill, MarketSnapshot, Mode, Order, OrderStatus, Qty, Severity, Symbol, SymbolSpec,
+};
 use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
 use crate::rules::convert::dynamic_to_json;
@@ -163,10 +165,17 @@ impl Shell {
             .cloned()
             .collect();
         for o in stale {
-            let Some(exchange_id) = &o.exchange_id else { continue };
+            let Some(exchange_id) = &o.exchange_id else {
+                continue;
+            };
             match self.exchange.cancel(exchange_id).await {
                 Ok(()) => {
-                    self.move_order(o.client_id.clone(), OrderStatus::Canceled, now_ms, &mut changed);
+                    self.move_order(
+                        o.client_id.clone(),
+                        OrderStatus::Canceled,
+                        now_ms,
+                        &mut changed,
+                    );
                     outcome.canceled += 1;
                 }
                 Err(e) => {
@@ -195,7 +204,14 @@ impl Shell {
         let decide_started = Instant::now();
         let decision = decide(rules, &input);
         let eval_us = u64::try_from(decide_started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let actions = plan(cycle_id, &decision.judged, decision.mode, &self.specs, &input.open_orders, self.gates);
+        let actions = plan(
+            cycle_id,
+            &decision.judged,
+            decision.mode,
+            &self.specs,
+            &input.open_orders,
+            self.gates,
+        );
 
         // execute: each order is stored (outbox) before it is sent
         for action in &actions {
@@ -231,7 +247,12 @@ impl Shell {
                     outcome.placed += 1;
                 }
                 Err(ExchangeError::Rejected { .. }) => {
-                    self.move_order(p.client_id.clone(), OrderStatus::Rejected, now_ms, &mut changed);
+                    self.move_order(
+                        p.client_id.clone(),
+                        OrderStatus::Rejected,
+                        now_ms,
+                        &mut changed,
+                    );
                     outcome.rejected_by_exchange += 1;
                     stats.rejects_last_cycle += 1;
                 }
@@ -239,7 +260,12 @@ impl Shell {
                     // Sent, no answer: reconciliation decides what happened.
                     stats.exchange_errors_last_cycle += 1;
                     tracing::warn!(client_id = %p.client_id, "submit failed: {e}");
-                    self.move_order(p.client_id.clone(), OrderStatus::Unknown, now_ms, &mut changed);
+                    self.move_order(
+                        p.client_id.clone(),
+                        OrderStatus::Unknown,
+                        now_ms,
+                        &mut changed,
+                    );
                 }
             }
         }
@@ -303,7 +329,11 @@ impl Shell {
         self.store.commit_cycle(&record)?;
         self.states = decision.states.clone();
         stats.rule_errors_last_cycle = i64::try_from(
-            decision.anomalies.iter().filter(|a| a.code == "RULE_ERROR").count(),
+            decision
+                .anomalies
+                .iter()
+                .filter(|a| a.code == "RULE_ERROR")
+                .count(),
         )
         .unwrap_or(i64::MAX);
         self.last_stats = stats;
@@ -314,8 +344,16 @@ impl Shell {
     }
 
     /// Moves an order through the lifecycle table; an illegal move is logged, never applied.
-    fn move_order(&mut self, client_id: String, to: OrderStatus, now_ms: i64, changed: &mut BTreeMap<String, Order>) {
-        let Some(order) = self.live_orders.get_mut(&client_id) else { return };
+    fn move_order(
+        &mut self,
+        client_id: String,
+        to: OrderStatus,
+        now_ms: i64,
+        changed: &mut BTreeMap<String, Order>,
+    ) {
+        let Some(order) = self.live_orders.get_mut(&client_id) else {
+            return;
+        };
         if order.status != to || to == OrderStatus::PartiallyFilled {
             match order.status.transition(to) {
                 Ok(s) => order.status = s,

@@ -177,11 +177,17 @@ mod tests {
         let mut l = Ledger::new("TRY", d("10000"));
         l.apply(&fill(1, Side::Buy, d("100"), d("10"))).unwrap();
         l.apply(&fill(2, Side::Buy, d("110"), d("10"))).unwrap();
-        assert_eq!(l.positions[&Symbol::new("BTCTRY").unwrap()].avg_cost, d("105"));
+        assert_eq!(
+            l.positions[&Symbol::new("BTCTRY").unwrap()].avg_cost,
+            d("105")
+        );
         l.apply(&fill(3, Side::Sell, d("120"), d("5"))).unwrap();
         assert_eq!(l.realized_pnl, d("75"));
         assert_eq!(l.fees, d("1") + d("1.1") + d("0.6"));
-        assert_eq!(l.cash, d("10000") - d("1000") - d("1100") + d("600") - l.fees);
+        assert_eq!(
+            l.cash,
+            d("10000") - d("1000") - d("1100") + d("600") - l.fees
+        );
     }
 
     #[test]

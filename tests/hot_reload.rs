@@ -1,0 +1,197 @@
+//! The bot runs in a loop on replayed data while its rules are edited on disk: a tightened limit
+//! shows in verdicts and the rule hash within a few cycles; a syntax error keeps the old rules
+//! deciding and records a failed reload; fixing it recovers.
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies configs/default and the rules/ scripts into `dir`, pointing the copies at each other
+/// and at the repo's sample dataset. The rule tests are left out on purpose: the edits below
+/// change verdicts those tests pin, and a reload whose rule tests fail is (rightly) refused.
+fn copy_config(dir: &Path) -> (PathBuf, PathBuf) {
+    let cfg = dir.join("cfg");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(cfg.join("x")).unwrap();
+    std::fs::remove_dir(cfg.join("x")).unwrap();
+    std::fs::create_dir_all(&rules).unwrap();
+    for entry in std::fs::read_dir(repo().join("configs/default")).unwrap() {
+        let p = entry.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let text = text
+            .replace(
+                "../../data/replay/sample",
+                repo().join("data/replay/sample").to_str().unwrap(),
+            )
+            .replace("dir: ../../rules", &format!("dir: {}", rules.display()));
+        std::fs::write(cfg.join(p.file_name().unwrap()), text).unwrap();
+    }
+    for entry in std::fs::read_dir(repo().join("rules")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, rules.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    (cfg, rules)
+}
+
+struct Bot(Child);
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_only(db: &Path) -> Connection {
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// Polls `query` (returning one optional value) until `accept` holds or `limit` passes.
+fn wait_for<T>(
+    db: &Path,
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut(&Connection) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if db.exists()
+            && let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            && let Some(v) = probe(&conn)
+        {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn max_cycle(conn: &Connection) -> i64 {
+    conn.query_row("SELECT COALESCE(MAX(cycle_id), 0) FROM cycles", [], |r| {
+        r.get(0)
+    })
+    .unwrap_or(0)
+}
+
+#[test]
+fn rules_edited_on_disk_are_picked_up_between_cycles_and_bad_edits_keep_the_old_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, rules) = copy_config(tmp.path());
+    let db = tmp.path().join("bot.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["run", "--speed", "100", "--config"])
+        .arg(&cfg)
+        .arg("--db")
+        .arg(&db)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("bot.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let _bot = Bot(child);
+    let limit = Duration::from_secs(60);
+
+    // The original rules decide some intents.
+    let original_hash: String = wait_for(&db, limit, "first decisions", |c| {
+        c.query_row("SELECT rule_hash FROM decisions LIMIT 1", [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+    });
+
+    // Tighten a limit: every intent above 1 TRY is now rejected with a new reason code.
+    let risk = rules.join("risk.rhai");
+    let good = std::fs::read_to_string(&risk).unwrap();
+    let tightened = good.replacen(
+        "fn risk(intent, ctx) {",
+        "fn risk(intent, ctx) {\n    if intent.notional > 1 { return reject(\"TEST_TIGHT_NOTIONAL\"); }",
+        1,
+    );
+    assert_ne!(tightened, good);
+    let edited_at = wait_for(&db, limit, "a cycle", |c| Some(max_cycle(c)));
+    std::fs::write(&risk, &tightened).unwrap();
+    let (tight_hash, first_tight_cycle): (String, i64) = wait_for(
+        &db,
+        limit,
+        "the tightened rules deciding",
+        |c| {
+            c.query_row(
+            "SELECT rule_hash, cycle_id FROM decisions WHERE reason_code = 'TEST_TIGHT_NOTIONAL' ORDER BY cycle_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .ok()
+        .flatten()
+        },
+    );
+    assert_ne!(tight_hash, original_hash);
+    assert!(first_tight_cycle > edited_at);
+    let loose_after: i64 = read_only(&db)
+        .query_row(
+            "SELECT COUNT(*) FROM decisions WHERE rule_hash = ?1 AND verdict != 'reject'",
+            [&tight_hash],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(loose_after, 0, "the tightened rules accepted an intent");
+
+    // A syntax error: the reload fails, is recorded, and the tightened rules keep deciding.
+    std::fs::write(&risk, format!("{tightened}\nfn broken( {{")).unwrap();
+    let error: String = wait_for(&db, limit, "a failed reload row", |c| {
+        c.query_row(
+            "SELECT error FROM rule_reloads WHERE ok = 0 LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten()
+    });
+    assert!(
+        error.contains("risk.rhai:"),
+        "error should name file:line, got {error}"
+    );
+    let failed_at = max_cycle(&read_only(&db));
+    wait_for(&db, limit, "more cycles after the failed reload", |c| {
+        (max_cycle(c) > failed_at + 20).then_some(())
+    });
+    let hashes_after_failure: Vec<String> = {
+        let conn = read_only(&db);
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT rule_hash FROM cycles WHERE cycle_id > ?1")
+            .unwrap();
+        stmt.query_map([failed_at], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(hashes_after_failure, vec![tight_hash.clone()]);
+
+    // Fixing the file recovers: the original rules (and hash) decide again.
+    std::fs::write(&risk, &good).unwrap();
+    wait_for(&db, limit, "recovery to the original rules", |c| {
+        c.query_row(
+            "SELECT cycle_id FROM cycles WHERE rule_hash = ?1 AND cycle_id > ?2 LIMIT 1",
+            rusqlite::params![original_hash, failed_at],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .ok()
+        .flatten()
+    });
+    let ok_reloads: i64 = read_only(&db)
+        .query_row("SELECT COUNT(*) FROM rule_reloads WHERE ok = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        ok_reloads >= 2,
+        "expected the tighten and the fix as good reloads"
+    );
+}
