@@ -50,7 +50,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Normal, Mode::ReduceOnly, Mode::ObserveOnly, Mode::Halt];
+    pub const ALL: [Mode; 4] = [
+        Mode::Normal,
+        Mode::ReduceOnly,
+        Mode::ObserveOnly,
+        Mode::Halt,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Normal => "normal",
@@ -111,7 +116,9 @@ impl Severity {
             "info" => Ok(Severity::Info),
             "warn" | "warning" => Ok(Severity::Warn),
             "error" => Ok(Severity::Error),
-            other => Err(format!("severity must be info, warn or error; got {other:?}")),
+            other => Err(format!(
+                "severity must be info, warn or error; got {other:?}"
+            )),
         }
     }
 }
@@ -230,7 +237,10 @@ impl OrderStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected | OrderStatus::Expired
+            OrderStatus::Filled
+                | OrderStatus::Canceled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
         )
     }
     pub fn is_live(self) -> bool {
