@@ -77,7 +77,9 @@ fn parse_symbol(obj: &Map<String, Value>) -> Result<SymbolSpec, String> {
     let name = required_str(obj, "name")?;
     let symbol = Symbol::new(name).map_err(|e| format!("name: {e}"))?;
     let base = required_str(obj, "numerator")?.trim().to_ascii_uppercase();
-    let quote = required_str(obj, "denominator")?.trim().to_ascii_uppercase();
+    let quote = required_str(obj, "denominator")?
+        .trim()
+        .to_ascii_uppercase();
     if base.is_empty() || quote.is_empty() {
         return Err("numerator/denominator must not be empty".to_string());
     }
@@ -196,7 +198,10 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/fixtures/exchangeinfo/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/fixtures/exchangeinfo/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(path).unwrap()
     }
 
@@ -232,23 +237,39 @@ mod tests {
     #[test]
     fn failure_body_is_an_error_with_message() {
         let err = parse_exchange_info(&fixture("trcrypto_exchangeinfo_error.json")).unwrap_err();
-        assert!(err.contains("SYSTEM_ERROR") && err.contains("1000"), "{err}");
+        assert!(
+            err.contains("SYSTEM_ERROR") && err.contains("1000"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bundled_payload_has_the_four_pairs() {
         let specs = parse_exchange_info(bundled_exchange_info()).unwrap();
-        let by = |n: &str| specs.iter().find(|s| s.symbol.as_str() == n).unwrap().clone();
+        let by = |n: &str| {
+            specs
+                .iter()
+                .find(|s| s.symbol.as_str() == n)
+                .unwrap()
+                .clone()
+        };
         assert_eq!(specs.len(), 4);
         assert_eq!(by("BTCTRY").tick_size, d("10"));
         assert_eq!(by("ETHTRY").tick_size, d("1"));
         let avax = by("AVAXTRY");
-        assert_eq!((avax.qty_scale, avax.price_scale, avax.has_fraction), (4, 1, true));
+        assert_eq!(
+            (avax.qty_scale, avax.price_scale, avax.has_fraction),
+            (4, 1, true)
+        );
         assert_eq!(avax.tick_size, d("0.1"));
         let usdt = by("USDTTRY");
         assert_eq!((usdt.qty_scale, usdt.price_scale), (2, 3));
         assert_eq!(usdt.tick_size, d("0.001"));
-        assert!(specs.iter().all(|s| s.trading && s.min_notional == d("99.91")));
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.trading && s.min_notional == d("99.91"))
+        );
     }
 
     #[test]

@@ -1,1 +1,187 @@
-//! Replay venue (placeholder while the dataset reader is written).
+//! The replay venue: a recorded or synthetic dataset played through the `Exchange` trait, with
+//! fills simulated by a deterministic matching engine.
+//!
+//! - [`open_dataset`] reads a dataset directory (native `manifest.json` layout or the Python
+//!   bot's seed layout; see `data/replay/README.md`) and streams its events;
+//! - [`MatchingEngine`] holds balances, resting orders and fills;
+//! - [`ReplayExchange`] moves through the events as the caller's clock advances;
+//! - [`write_synth_dataset`] writes a deterministic synthetic dataset.
+
+mod dataset;
+mod matching;
+mod reader;
+mod seed_layout;
+mod synth;
+#[cfg(test)]
+mod tests;
+
+pub use dataset::{
+    Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
+    ReplayEvent, open_dataset,
+};
+pub use matching::{MatchingEngine, Reject};
+pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
+
+use crate::domain::{AccountSnapshot, Fill, MarketSnapshot, Order, Symbol, SymbolSpec};
+use crate::exchange::{Exchange, ExchangeError, OrderRequest, SubmitAck};
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use std::path::PathBuf;
+
+const ENDPOINT: &str = "replay";
+
+/// How to open a replay venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// The dataset directory.
+    pub dataset: PathBuf,
+    /// `(asset, amount)` pairs the simulated account starts with, e.g. `("TRY", 100000)`.
+    pub starting_balances: Vec<(String, Decimal)>,
+    pub maker_fee_bps: Decimal,
+    pub taker_fee_bps: Decimal,
+}
+
+/// A dataset-driven, deterministic venue. Time only moves through [`Exchange::advance_to`].
+pub struct ReplayExchange {
+    dataset: Dataset,
+    stream: EventStream,
+    /// The next event not yet applied (peeked).
+    pending: Option<ReplayEvent>,
+    /// A bad row met while reading; reported on every later `advance_to`.
+    failure: Option<DatasetError>,
+    first_ts_ms: Option<i64>,
+    now_ms: i64,
+    events_applied: u64,
+    engine: MatchingEngine,
+}
+
+impl ReplayExchange {
+    /// Opens the dataset and peeks its first event.
+    ///
+    /// # Errors
+    /// When the dataset cannot be opened, its first row is bad, or a starting balance or fee
+    /// rate is negative (reported against the dataset directory).
+    pub fn open(config: ReplayConfig) -> Result<Self, DatasetError> {
+        let dataset = open_dataset(&config.dataset)?;
+        let engine = MatchingEngine::new(
+            dataset.specs(),
+            &config.starting_balances,
+            config.maker_fee_bps,
+            config.taker_fee_bps,
+        )
+        .map_err(|m| DatasetError::new(&config.dataset, m))?;
+        let mut stream = dataset.events()?;
+        let pending = stream.next().transpose()?;
+        let first_ts_ms = pending.as_ref().map(|e| e.ts_ms);
+        Ok(Self {
+            dataset,
+            stream,
+            pending,
+            failure: None,
+            first_ts_ms,
+            now_ms: first_ts_ms.unwrap_or(0),
+            events_applied: 0,
+            engine,
+        })
+    }
+
+    /// Timestamp of the dataset's first event (`None` for an empty dataset).
+    pub fn first_ts_ms(&self) -> Option<i64> {
+        self.first_ts_ms
+    }
+    /// The dataset's end as its manifest states it (`None` when unknown).
+    pub fn last_ts_ms(&self) -> Option<i64> {
+        self.dataset.manifest().end_ms
+    }
+    /// The replay clock: the latest `advance_to` time (or the first event's time before that).
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+    /// How many events have been applied so far.
+    pub fn events_applied(&self) -> u64 {
+        self.events_applied
+    }
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+    pub fn engine(&self) -> &MatchingEngine {
+        &self.engine
+    }
+
+    fn permanent(e: &DatasetError) -> ExchangeError {
+        ExchangeError::Permanent {
+            endpoint: ENDPOINT.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn rejected(r: Reject) -> ExchangeError {
+        ExchangeError::Rejected {
+            endpoint: ENDPOINT.to_string(),
+            code: r.code,
+            message: r.message,
+        }
+    }
+
+    /// Applies every event with `ts_ms <= now_ms`; `Ok(true)` while events remain.
+    ///
+    /// # Errors
+    /// A bad row, as a [`DatasetError`]. It is reported on the call after the one that applied
+    /// the last good row before it (rows are read one ahead), and again on every later call.
+    pub fn advance(&mut self, now_ms: i64) -> Result<bool, DatasetError> {
+        if let Some(e) = &self.failure {
+            return Err(e.clone());
+        }
+        self.now_ms = self.now_ms.max(now_ms);
+        while let Some(ev) = self.pending.take_if(|ev| ev.ts_ms <= now_ms) {
+            self.engine.apply(&ev);
+            self.events_applied += 1;
+            match self.stream.next().transpose() {
+                Ok(next) => self.pending = next,
+                Err(e) => {
+                    self.failure = Some(e);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(self.pending.is_some())
+    }
+}
+
+#[async_trait]
+impl Exchange for ReplayExchange {
+    fn name(&self) -> &str {
+        ENDPOINT
+    }
+    fn is_simulated(&self) -> bool {
+        true
+    }
+    async fn advance_to(&mut self, now_ms: i64) -> Result<bool, ExchangeError> {
+        self.advance(now_ms).map_err(|e| Self::permanent(&e))
+    }
+    async fn symbol_specs(&mut self) -> Result<Vec<SymbolSpec>, ExchangeError> {
+        Ok(self.dataset.specs())
+    }
+    async fn market(&mut self, symbols: &[Symbol]) -> Result<Vec<MarketSnapshot>, ExchangeError> {
+        Ok(self.engine.market(symbols, self.now_ms))
+    }
+    async fn account(&mut self) -> Result<AccountSnapshot, ExchangeError> {
+        Ok(self.engine.account())
+    }
+    async fn open_orders(&mut self) -> Result<Vec<Order>, ExchangeError> {
+        Ok(self.engine.open_orders())
+    }
+    async fn fills_since(&mut self, after_seq: u64) -> Result<Vec<(u64, Fill)>, ExchangeError> {
+        Ok(self.engine.fills_since(after_seq))
+    }
+    async fn submit(&mut self, order: &OrderRequest) -> Result<SubmitAck, ExchangeError> {
+        self.engine
+            .submit(order, self.now_ms)
+            .map_err(Self::rejected)
+    }
+    async fn cancel(&mut self, exchange_id: &str) -> Result<(), ExchangeError> {
+        self.engine
+            .cancel(exchange_id, self.now_ms)
+            .map_err(Self::rejected)
+    }
+}
