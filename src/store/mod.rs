@@ -1,0 +1,187 @@
+//! The SQLite state store: numbered migrations, a single-instance lock, and typed repositories
+//! (one file each) that take and return domain types, never rows.
+//!
+//! What it owns: the file's schema and its durability settings (WAL, `synchronous`, foreign keys,
+//! busy timeout), and the one-transaction-per-cycle write in [`Store::commit_cycle`].
+//!
+//! What it must never do: decide anything. It does not check order transitions, compute PnL or
+//! choose a cursor; it stores what the engine hands it, exactly (money is `Decimal` stored as
+//! TEXT), and reports a value it cannot decode as [`StoreError::Corrupt`] rather than panicking.
+//!
+//! Append-only: cycles, anomalies, decisions, fills and reloads. Re-committing a cycle id is
+//! [`StoreError::DuplicateCycle`]: a cycle commit is atomic, so after a crash a cycle is either
+//! fully present or absent, and the engine resumes at `last_cycle_id() + 1`; a second write for
+//! the same id can only be a bug (two writers or a reset counter) and must not overwrite history.
+//! Orders are upserted by client id (they change status); script states and the fill cursor are
+//! overwritten with the latest value.
+
+mod codec;
+mod cycles;
+mod decisions;
+mod error;
+mod fills;
+mod lock;
+mod meta;
+mod migrations;
+mod orders;
+mod reloads;
+mod script_state;
+#[cfg(test)]
+mod tests;
+
+pub use cycles::{AnomalyRow, CycleRecord, CycleRow};
+pub use decisions::{DecisionRecord, DecisionRow};
+pub use error::StoreError;
+pub use reloads::ReloadRecord;
+
+use lock::InstanceLock;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How hard each commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a power cut may lose the last commits, never corrupt the file.
+    /// For dry-run, paper and replay.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before it returns. For live trading.
+    Full,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
+    }
+}
+
+/// How long a write waits for another connection's lock before failing with
+/// [`StoreError::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open, migrated database. For a file, also the holder of its single-instance lock.
+pub struct Store {
+    // Field order matters: the connection closes before the lock is released.
+    conn: Connection,
+    path: Option<PathBuf>,
+    _lock: Option<InstanceLock>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`: creates the parent directory, takes
+    /// the single-instance lock on `<path>.lock`, turns on WAL and foreign keys, sets the busy
+    /// timeout and `synchronous` per `durability`, and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another live process has the database open;
+    /// [`StoreError::CreateDir`], [`StoreError::LockFile`], [`StoreError::Open`] for IO and
+    /// SQLite failures; [`StoreError::Migrate`] / [`StoreError::SchemaTooNew`] for the schema.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock = InstanceLock::acquire(path)?;
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let journal: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(open_err)?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), journal, "SQLite refused WAL journal mode");
+        }
+        Self::configure(conn, Some(path.to_path_buf()), Some(lock), durability)
+    }
+
+    /// A private database in memory (tests, one-shot backtests). No lock, no WAL.
+    ///
+    /// # Errors
+    /// When SQLite cannot allocate the database or a migration fails.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: PathBuf::from(":memory:"),
+            source,
+        })?;
+        Self::configure(conn, None, None, Durability::Normal)
+    }
+
+    fn configure(
+        conn: Connection,
+        path: Option<PathBuf>,
+        lock: Option<InstanceLock>,
+        durability: Durability,
+    ) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.clone().unwrap_or_else(|| PathBuf::from(":memory:")),
+            source,
+        };
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", durability.pragma())
+            .map_err(open_err)?;
+        let mut store = Store {
+            conn,
+            path,
+            _lock: lock,
+        };
+        migrations::apply(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// The file this store was opened from; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The applied schema version (the number of the last migration).
+    ///
+    /// # Errors
+    /// When SQLite cannot read the version.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        migrations::current(&self.conn)
+    }
+
+    /// Rows per table (every table of the schema, by name), for `db count`.
+    ///
+    /// # Errors
+    /// When a table cannot be counted.
+    pub fn table_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let names = codec::query_all(
+            &self.conn,
+            "sqlite_schema",
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             ORDER BY name",
+            [],
+            |c| c.text("name"),
+        )?;
+        names
+            .into_iter()
+            .map(|name| {
+                let sql = format!("SELECT COUNT(*) FROM \"{}\"", name.replace('"', "\"\""));
+                let n: i64 = self
+                    .conn
+                    .query_row(&sql, [], |row| row.get(0))
+                    .map_err(StoreError::sql("count rows"))?;
+                Ok((name, n))
+            })
+            .collect()
+    }
+}
