@@ -43,6 +43,12 @@ pub enum StoreError {
     /// The file was written by a newer btcbot.
     #[error("database schema version {found} is newer than this btcbot knows (up to {known})")]
     SchemaTooNew { found: i64, known: i64 },
+    /// A read-only open found a schema this build would still migrate.
+    #[error(
+        "database schema version {found} is older than this btcbot's ({known}); \
+         open it read-write once to migrate"
+    )]
+    SchemaOutdated { found: i64, known: i64 },
     /// Another connection kept the database busy past the busy timeout (transient: retry).
     #[error("database busy during {op}: {source}")]
     Busy {

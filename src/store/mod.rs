@@ -111,6 +111,39 @@ impl Store {
         Self::configure(conn, Some(path.to_path_buf()), Some(lock), durability)
     }
 
+    /// Opens an existing database for reading only, without the single-instance lock, so
+    /// `report`, `export` and `db count` can read while the bot runs (WAL lets readers and the
+    /// one writer work side by side). Applies no migrations; every write fails.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] when the file is missing or unreadable;
+    /// [`StoreError::SchemaTooNew`] / [`StoreError::SchemaOutdated`] when its schema is not the
+    /// one this build knows.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let found = migrations::current(&conn)?;
+        let known = migrations::latest();
+        if found > known {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        if found < known {
+            return Err(StoreError::SchemaOutdated { found, known });
+        }
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            _lock: None,
+        })
+    }
+
     /// A private database in memory (tests, one-shot backtests). No lock, no WAL.
     ///
     /// # Errors

@@ -455,3 +455,23 @@ fn table_counts_lists_every_table() {
         assert_eq!(counts.get(table), Some(&n), "{table}");
     }
 }
+
+#[test]
+fn read_only_open_reads_beside_the_writer_and_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    assert!(matches!(
+        Store::open_read_only(&path),
+        Err(StoreError::Open { .. })
+    ));
+    let mut writer = Store::open(&path, Durability::Full).unwrap();
+    writer.commit_cycle(&record(1)).unwrap();
+    let mut reader = Store::open_read_only(&path).unwrap();
+    assert_eq!(reader.last_cycle_id().unwrap(), Some(1));
+    assert_eq!(reader.cycles().unwrap().len(), 1);
+    writer.commit_cycle(&record(2)).unwrap();
+    assert_eq!(reader.last_cycle_id().unwrap(), Some(2));
+    let err = reader.commit_cycle(&record(3)).unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
+    assert_eq!(writer.last_cycle_id().unwrap(), Some(2));
+}
