@@ -15,29 +15,14 @@
 //! No clock, no randomness, ordered maps only: the same inputs give the same outputs.
 
 use super::dataset::{EventKind, ReplayEvent};
+use super::validate::{Checked, Reject, check_request, checked_bps};
 use crate::domain::{
     AccountSnapshot, Balance, Fill, MarketSnapshot, Order, OrderStatus, Price, Qty, Side, Symbol,
-    SymbolSpec, TradePrint, bps_of,
+    SymbolSpec, TradePrint,
 };
 use crate::exchange::{OrderRequest, SubmitAck};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Why the engine refused a request: a BTCTurk-like code and a human message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    pub code: String,
-    pub message: String,
-}
-
-impl Reject {
-    fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.to_string(),
-            message: message.into(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Funds {
@@ -117,7 +102,11 @@ impl MatchingEngine {
             if asset.is_empty() {
                 return Err("starting balance with an empty asset name".to_string());
             }
-            balances.entry(asset).or_default().free += *amount;
+            let funds = balances.entry(asset).or_default();
+            funds.free = funds
+                .free
+                .checked_add(*amount)
+                .ok_or_else(|| "starting balance is too large".to_string())?;
         }
         Ok(Self {
             books: specs
@@ -224,65 +213,64 @@ impl MatchingEngine {
             return;
         };
         let remaining = order.qty - order.filled;
-        let Some(book) = self.books.get_mut(&order.symbol) else {
+        let symbol = order.symbol.clone();
+        let Some(book) = self.books.get(&symbol) else {
             return;
         };
         let avail = match side {
-            Side::Buy => &mut book.avail_ask,
-            Side::Sell => &mut book.avail_bid,
+            Side::Buy => book.avail_ask,
+            Side::Sell => book.avail_bid,
         };
-        let qty = match avail {
-            None => remaining,
-            Some(left) => {
-                let q = remaining.min(*left);
-                *left -= q;
-                q
+        let qty = avail.map_or(remaining, |left| remaining.min(left));
+        if qty <= Decimal::ZERO || !self.execute(id, qty, price, maker, ts_ms) {
+            return;
+        }
+        if let Some(book) = self.books.get_mut(&symbol) {
+            let slot = match side {
+                Side::Buy => &mut book.avail_ask,
+                Side::Sell => &mut book.avail_bid,
+            };
+            if let Some(left) = slot {
+                *left -= qty;
             }
-        };
-        if qty > Decimal::ZERO {
-            self.execute(id, qty, price, maker, ts_ms);
         }
     }
 
     /// Books one fill of `qty` at `price` for order `id`: balances, the order, the fill log.
-    fn execute(&mut self, id: u64, qty: Decimal, price: Price, maker: bool, ts_ms: i64) {
-        let reserve_bps = self.fee_reserve_bps();
+    /// Returns `false` (and changes nothing) when the amounts overflow a `Decimal`.
+    fn execute(&mut self, id: u64, qty: Decimal, price: Price, maker: bool, ts_ms: i64) -> bool {
         let fee_bps = if maker {
             self.maker_fee_bps
         } else {
             self.taker_fee_bps
         };
-        let Some(order) = self.orders.get_mut(&id) else {
-            return;
+        let Some(order) = self.orders.get(&id) else {
+            return false;
         };
         let Some(spec) = self.specs.get(&order.symbol) else {
-            return;
+            return false;
         };
-        let notional = price.value() * qty;
-        let fee = bps_of(notional, fee_bps).normalize();
+        let Some((notional, fee, release)) =
+            fill_amounts(order, qty, price, fee_bps, self.fee_reserve_bps())
+        else {
+            return false;
+        };
+        let (base, quote) = (spec.base.clone(), spec.quote.clone());
+        let Some(order) = self.orders.get_mut(&id) else {
+            return false;
+        };
         order.filled += qty;
         order.updated_ms = ts_ms;
+        order.locked -= release;
         let done = order.filled >= order.qty;
-        let (base, quote) = (spec.base.clone(), spec.quote.clone());
         match order.side {
             Side::Buy => {
-                let at_limit = order.price.value() * qty;
-                let mut release = at_limit + bps_of(at_limit, reserve_bps);
-                if done || release > order.locked {
-                    release = order.locked;
-                }
-                order.locked -= release;
                 let q = self.balances.entry(quote.clone()).or_default();
                 q.locked -= release;
                 q.free += release - notional - fee;
                 self.balances.entry(base).or_default().free += qty;
             }
             Side::Sell => {
-                let mut release = qty;
-                if done || release > order.locked {
-                    release = order.locked;
-                }
-                order.locked -= release;
                 self.balances.entry(base).or_default().locked -= release;
                 self.balances.entry(quote.clone()).or_default().free += notional - fee;
             }
@@ -304,6 +292,7 @@ impl MatchingEngine {
         if done {
             self.orders.remove(&id);
         }
+        true
     }
 
     fn fee_reserve_bps(&self) -> Decimal {
@@ -324,61 +313,8 @@ impl MatchingEngine {
                 format!("client order id {:?} was already used", req.client_id),
             ));
         }
-        let spec = self
-            .specs
-            .get(&req.symbol)
-            .ok_or_else(|| Reject::new("1037", format!("Pair {} does not exists.", req.symbol)))?;
-        if !spec.trading {
-            return Err(Reject::new(
-                "SYMBOL_NOT_TRADING",
-                format!("{} is not trading", req.symbol),
-            ));
-        }
-        let price = req.price.value();
-        if spec.quantize_price(price, false) != price.normalize() {
-            return Err(Reject::new(
-                "1126",
-                format!(
-                    "FAILED_INVALID_PRICE_SCALE: price {price} is not on the {} tick grid (tick {})",
-                    spec.symbol, spec.tick_size
-                ),
-            ));
-        }
-        let qty = req.qty.value().normalize();
-        if qty.scale() > spec.qty_scale {
-            return Err(Reject::new(
-                "1127",
-                format!(
-                    "FAILED_INVALID_QUANTITY_SCALE: quantity {qty} has more than {} decimals",
-                    spec.qty_scale
-                ),
-            ));
-        }
-        if qty <= Decimal::ZERO {
-            return Err(Reject::new(
-                "FAILED_ORDER_PARAMETER",
-                "quantity must be > 0",
-            ));
-        }
-        let notional = price * qty;
-        if notional < spec.min_notional {
-            return Err(Reject::new(
-                "1123",
-                format!(
-                    "FAILED_MIN_TOTAL_AMOUNT: {price} x {qty} = {} is below the minimum {} {}",
-                    notional.normalize(),
-                    spec.min_notional,
-                    spec.quote
-                ),
-            ));
-        }
-        let (asset, need) = match req.side {
-            Side::Buy => (
-                spec.quote.clone(),
-                notional + bps_of(notional, self.fee_reserve_bps()),
-            ),
-            Side::Sell => (spec.base.clone(), qty),
-        };
+        let Checked { asset, need, qty } =
+            check_request(self.specs.get(&req.symbol), req, self.fee_reserve_bps())?;
         let funds = self.balances.entry(asset.clone()).or_default();
         if funds.free < need {
             return Err(Reject::new(
@@ -514,4 +450,33 @@ impl MatchingEngine {
             .min(self.fills.len());
         self.fills.get(start..).map_or_else(Vec::new, <[_]>::to_vec)
     }
+}
+
+/// For a fill of `qty` at `price`: its notional, its fee, and the funds it releases from the
+/// order's lock (all that is left when the fill completes the order).
+fn fill_amounts(
+    order: &Resting,
+    qty: Decimal,
+    price: Price,
+    fee_bps: Decimal,
+    reserve_bps: Decimal,
+) -> Option<(Decimal, Decimal, Decimal)> {
+    let notional = price.value().checked_mul(qty)?;
+    let fee = checked_bps(notional, fee_bps)?.normalize();
+    let share = match order.side {
+        Side::Buy => {
+            let at_limit = order.price.value().checked_mul(qty)?;
+            at_limit.checked_add(checked_bps(at_limit, reserve_bps)?)?
+        }
+        Side::Sell => qty,
+    };
+    let done = order.filled + qty >= order.qty;
+    let release = if done || share > order.locked {
+        order.locked
+    } else {
+        share
+    };
+    // A sell's proceeds must be representable too.
+    notional.checked_sub(fee)?;
+    Some((notional, fee, release))
 }

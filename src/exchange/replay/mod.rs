@@ -14,13 +14,15 @@ mod seed_layout;
 mod synth;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 pub use dataset::{
     Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
     ReplayEvent, open_dataset,
 };
-pub use matching::{MatchingEngine, Reject};
+pub use matching::MatchingEngine;
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
+pub use validate::Reject;
 
 use crate::domain::{AccountSnapshot, Fill, MarketSnapshot, Order, Symbol, SymbolSpec};
 use crate::exchange::{Exchange, ExchangeError, OrderRequest, SubmitAck};

@@ -210,6 +210,13 @@ fn submit_validation_codes() {
         code(&mut e, order("g", Side::Buy, "3000000", "0.01")),
         "DUPLICATE_CLIENT_ORDER_ID"
     );
+    // Absurd amounts are refused, never a panic.
+    let huge = order("big", Side::Buy, "10000000000000000000000000", "1000000000");
+    assert_eq!(code(&mut e, huge), "FAILED_ORDER_PARAMETER");
+    assert_eq!(
+        code(&mut e, order("z", Side::Buy, "3500000", "0")),
+        "FAILED_ORDER_PARAMETER"
+    );
     // A rejected client id may be used again once fixed.
     e.submit(&order("a", Side::Buy, "3500000", "0.0001"), 0)
         .unwrap();
@@ -369,112 +376,6 @@ fn synth_opts(events: u64, seed: u64) -> SynthOptions {
         events,
         seed,
         start_ms: 1_767_225_600_000,
-    }
-}
-
-#[test]
-fn synth_is_byte_identical_for_the_same_options() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (
-        tmp.path().join("a"),
-        tmp.path().join("b"),
-        tmp.path().join("c"),
-    );
-    let sa = write_synth_dataset(&synth_opts(3_000, 42), &a).unwrap();
-    let sb = write_synth_dataset(&synth_opts(3_000, 42), &b).unwrap();
-    write_synth_dataset(&synth_opts(3_000, 43), &c).unwrap();
-    assert_eq!(sa.events, 3_000);
-    assert_eq!(sa.quotes + sa.trades, 3_000);
-    assert!(
-        sa.trades * 4 > sa.quotes / 2 && sa.trades * 4 < sa.quotes,
-        "{sa:?}"
-    );
-    for f in ["manifest.json", "exchangeinfo.json", "events.csv.gz"] {
-        let (x, y) = (
-            std::fs::read(a.join(f)).unwrap(),
-            std::fs::read(b.join(f)).unwrap(),
-        );
-        assert!(x == y, "{f} differs between two runs");
-    }
-    assert_ne!(
-        std::fs::read(a.join("events.csv.gz")).unwrap(),
-        std::fs::read(c.join("events.csv.gz")).unwrap()
-    );
-    assert_eq!(
-        sa,
-        SynthSummary {
-            files: sa.files.clone(),
-            ..sb
-        }
-    );
-
-    // It reads back as a valid dataset whose prices sit on each symbol's grid.
-    let ds = open_dataset(&a).unwrap();
-    assert_eq!(ds.manifest().end_ms, Some(sa.end_ms));
-    assert!(
-        ds.manifest().source.contains("--seed 42"),
-        "{}",
-        ds.manifest().source
-    );
-    let specs = ds.specs();
-    assert_eq!(specs.len(), 4);
-    let mut n = 0;
-    for ev in ds.events().unwrap() {
-        let ev = ev.unwrap();
-        let spec = specs.iter().find(|s| s.symbol == ev.symbol).unwrap();
-        let (p, q) = match ev.kind {
-            EventKind::Quote { bid, bid_qty, .. } => (bid, bid_qty),
-            EventKind::Trade { price, qty, .. } => (price, qty),
-        };
-        assert_eq!(spec.quantize_price(p.value(), false), p.value());
-        assert_eq!(spec.quantize_qty(q.value()), q.value());
-        assert!(q.value() * p.value() >= d("500"), "{ev:?}");
-        n += 1;
-    }
-    assert_eq!(n, 3_000);
-}
-
-#[test]
-fn synth_rejects_unknown_symbols() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut o = synth_opts(10, 1);
-    o.symbols.push(sym("DOGETRY"));
-    assert!(
-        write_synth_dataset(&o, tmp.path())
-            .unwrap_err()
-            .contains("DOGETRY")
-    );
-    o.symbols = vec![sym("BTCTRY"), sym("BTCTRY")];
-    assert!(write_synth_dataset(&o, tmp.path()).is_err());
-}
-
-/// A mean-reversion strategy with a 50 bps band should see signals early: some symbol's mid
-/// strays 50 bps from the mean of its last 20 quotes within the first 400 events.
-#[test]
-fn synth_walk_is_lively() {
-    let tmp = tempfile::tempdir().unwrap();
-    for seed in [1, 7, 42] {
-        write_synth_dataset(&synth_opts(400, seed), tmp.path()).unwrap();
-        let ds = open_dataset(tmp.path()).unwrap();
-        let mut hist: std::collections::BTreeMap<Symbol, Vec<Decimal>> = Default::default();
-        let mut max_bps = Decimal::ZERO;
-        for ev in ds.events().unwrap() {
-            let ev = ev.unwrap();
-            if let EventKind::Quote { bid, ask, .. } = ev.kind {
-                let mid = (bid.value() + ask.value()) / Decimal::TWO;
-                let h = hist.entry(ev.symbol).or_default();
-                if h.len() >= 20 {
-                    let window = &h[h.len() - 20..];
-                    let mean = window.iter().sum::<Decimal>() / Decimal::from(20);
-                    max_bps = max_bps.max(((mid - mean) / mean * d("10000")).abs());
-                }
-                h.push(mid);
-            }
-        }
-        assert!(
-            max_bps >= d("50"),
-            "seed {seed}: max deviation {max_bps} bps"
-        );
     }
 }
 
