@@ -1,0 +1,100 @@
+//! `decide()` for one cycle over 4 symbols with the default rule pack: anomaly, degrade,
+//! strategy and risk scripts, with intents flowing through risk.
+//!
+//! Run: `cargo bench --bench decide`.
+
+use btcbot::domain::{MarketSnapshot, Price, Qty, Symbol};
+use btcbot::engine::decide::{CycleInput, Holding, PortfolioInput, decide};
+use btcbot::exchange::exchange_info::{bundled_exchange_info, parse_exchange_info};
+use btcbot::rules::RuleSet;
+use criterion::{Criterion, criterion_group, criterion_main};
+use rust_decimal::Decimal;
+use std::hint::black_box;
+use std::path::Path;
+use std::str::FromStr;
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap_or_default()
+}
+
+fn market(symbol: &str, bid: &str, ask: &str, now: i64) -> MarketSnapshot {
+    MarketSnapshot {
+        symbol: Symbol::new(symbol).unwrap(),
+        bid: Price::new(d(bid)).unwrap(),
+        bid_qty: Qty::new(d("1.5")).unwrap(),
+        ask: Price::new(d(ask)).unwrap(),
+        ask_qty: Qty::new(d("2")).unwrap(),
+        last_trade: None,
+        exchange_ts_ms: now - 250,
+        received_ts_ms: now,
+    }
+}
+
+fn input(rules: &RuleSet) -> CycleInput {
+    let now = 1_767_225_600_000;
+    let specs = parse_exchange_info(bundled_exchange_info()).unwrap();
+    let symbols: Vec<Symbol> = ["BTCTRY", "ETHTRY", "AVAXTRY", "USDTTRY"]
+        .iter()
+        .map(|s| Symbol::new(s).unwrap())
+        .collect();
+    let mut input = CycleInput {
+        cycle_id: 1,
+        now_ms: now,
+        symbols: symbols.clone(),
+        // Prices 1% under the anchors so the strategy emits buys and sells that risk judges.
+        markets: vec![
+            market("BTCTRY", "3465000", "3465010", now),
+            market("ETHTRY", "126300", "126301", now),
+            market("AVAXTRY", "1237.4", "1237.5", now),
+            market("USDTTRY", "42.070", "42.071", now),
+        ],
+        specs: specs.into_iter().map(|s| (s.symbol.clone(), s)).collect(),
+        portfolio: PortfolioInput {
+            quote_asset: "TRY".into(),
+            cash: d("20000"),
+            cash_total: d("20000"),
+            positions: [(
+                Symbol::new("ETHTRY").unwrap(),
+                Holding {
+                    qty: d("0.004"),
+                    avg_cost: d("124000"),
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..PortfolioInput::default()
+        },
+        ..CycleInput::default()
+    };
+    // Warm the strategy's anchors so every cycle produces intents.
+    let mut warm = input.clone();
+    warm.markets = vec![
+        market("BTCTRY", "3500000", "3500010", now),
+        market("ETHTRY", "125000", "125001", now),
+        market("AVAXTRY", "1250.0", "1250.1", now),
+        market("USDTTRY", "42.500", "42.501", now),
+    ];
+    input.states = decide(rules, &warm).states;
+    input
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default");
+    let rules = match RuleSet::build(&dir) {
+        Ok(r) => r,
+        Err(e) => panic!("default rules do not build: {e}"),
+    };
+    let input = input(&rules);
+    let probe = decide(&rules, &input);
+    assert!(
+        probe.judged.len() >= 2,
+        "the bench input should make intents, got {:?}",
+        probe.judged
+    );
+    c.bench_function("decide/4_symbols_default_pack", |b| {
+        b.iter(|| decide(black_box(&rules), black_box(&input)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
