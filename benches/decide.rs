@@ -91,10 +91,42 @@ fn bench(c: &mut Criterion) {
         "the bench input should make intents, got {:?}",
         probe.judged
     );
+    for stage in btcbot::rules::Stage::ALL {
+        let cost = probe.costs[stage as usize];
+        eprintln!(
+            "{:>8}: {:>6} operations, {:>5} µs (first call)",
+            stage.name(),
+            cost.operations,
+            cost.micros
+        );
+    }
     c.bench_function("decide/4_symbols_default_pack", |b| {
         b.iter(|| decide(black_box(&rules), black_box(&input)))
     });
 }
 
-criterion_group!(benches, bench);
+/// The fixed cost of one sandboxed script call (empty function), to read the figures above.
+fn call_overhead(c: &mut Criterion) {
+    let engine = btcbot::rules::sandbox::build_engine(&Default::default());
+    let ast = match engine.compile("fn noop(x) { 0 }") {
+        Ok(a) => a,
+        Err(e) => panic!("{e}"),
+    };
+    let mut state = rhai::Dynamic::from_map(rhai::Map::new());
+    c.bench_function("sandbox/empty_call", |b| {
+        b.iter(|| {
+            btcbot::rules::sandbox::call(
+                &engine,
+                &ast,
+                "noop",
+                "noop",
+                &mut state,
+                (rhai::Dynamic::UNIT,),
+                std::time::Duration::from_millis(100),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench, call_overhead);
 criterion_main!(benches);

@@ -6,7 +6,8 @@ use crate::domain::{
     Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
 };
 use crate::rules::api::{
-    Ctx, CycleView, IntentView, MarketView, PortfolioView, PositionView, SpecView,
+    Ctx, CycleView, IntentView, MarketView, ParamsView, PortfolioView, PositionView, STAT_KEYS,
+    SpecView,
 };
 use crate::rules::outputs::{parse_anomalies, parse_intents, parse_mode, parse_verdict};
 use crate::rules::sandbox::{CallCost, call};
@@ -161,16 +162,18 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             .entry(o.symbol.as_str().to_string())
             .or_default() += 1;
     }
-    let mut stats = Map::new();
     let s = &input.stats;
-    for (k, v) in [
-        ("rejects_last_cycle", s.rejects_last_cycle),
-        ("exchange_errors_last_cycle", s.exchange_errors_last_cycle),
-        ("rule_errors_last_cycle", s.rule_errors_last_cycle),
-        ("observe_latency_ms", s.observe_latency_ms),
-    ] {
-        stats.insert(k.into(), Dynamic::from_int(v));
-    }
+    let values = [
+        s.rejects_last_cycle,
+        s.exchange_errors_last_cycle,
+        s.rule_errors_last_cycle,
+        s.observe_latency_ms,
+    ];
+    let stats: Map = STAT_KEYS
+        .iter()
+        .zip(values)
+        .map(|(k, v)| ((*k).into(), Dynamic::from_int(v)))
+        .collect();
     let mut view = CycleView {
         now_ms: input.now_ms,
         cycle_id: input.cycle_id,
@@ -188,12 +191,12 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             equity,
             realized_pnl: p.realized_pnl,
             fees: p.fees,
-            positions,
+            positions: Arc::new(positions),
         },
         open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),
         open_orders,
-        stats,
-        limits: Map::new(),
+        stats: ParamsView::new(stats),
+        limits: ParamsView::default(),
     };
     rules.decorate(&mut view);
     view
@@ -247,7 +250,7 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
     let mut costs = [CallCost::default(); 4];
     let ctx = |stage: Stage, mode: Mode| Ctx {
         view: Arc::clone(&view),
-        params: Arc::clone(&rules.script(stage).params),
+        params: rules.script(stage).params.clone(),
         mode: mode.as_str().into(),
         accepted_count: 0,
         accepted_notional: Decimal::ZERO,

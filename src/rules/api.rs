@@ -57,7 +57,7 @@ pub struct PortfolioView {
     pub equity: Decimal,
     pub realized_pnl: Decimal,
     pub fees: Decimal,
-    pub positions: BTreeMap<String, PositionView>,
+    pub positions: Arc<BTreeMap<String, PositionView>>,
 }
 
 /// Everything shared by the scripts of one cycle; built once per cycle.
@@ -71,15 +71,50 @@ pub struct CycleView {
     pub portfolio: PortfolioView,
     pub open_orders: BTreeMap<String, INT>,
     pub open_orders_total: INT,
-    pub stats: Map,
-    pub limits: Map,
+    pub stats: ParamsView,
+    pub limits: ParamsView,
+}
+
+/// Read-only named values (`ctx.params`, `ctx.limits`, `ctx.stats`). Each key is a registered
+/// property, so reading one is a direct call and a misspelt key is an error, never `()`.
+#[derive(Debug, Clone, Default)]
+pub struct ParamsView(pub Arc<Map>);
+
+impl ParamsView {
+    pub fn new(map: Map) -> Self {
+        Self(Arc::new(map))
+    }
+    fn get(&self, key: &str) -> Fallible<Dynamic> {
+        self.0.get(key).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.0.keys().map(|k| k.as_str()).collect();
+            runtime_error(format!("unknown key `{key}` (known: {})", known.join(", ")))
+        })
+    }
+}
+
+/// Registers the `Params` type and one getter per key in `keys` (the union over every script's
+/// params, the limits and the stats; a getter errors when its view lacks the key).
+pub fn register_param_keys<'a>(engine: &mut Engine, keys: impl IntoIterator<Item = &'a str>) {
+    engine
+        .register_type_with_name::<ParamsView>("Params")
+        .register_indexer_get(|p: &mut ParamsView, key: &str| p.get(key))
+        .register_fn("contains", |p: &mut ParamsView, key: &str| {
+            p.0.contains_key(key)
+        })
+        .register_fn("keys", |p: &mut ParamsView| -> Array {
+            p.0.keys().map(|k| Dynamic::from(k.clone())).collect()
+        });
+    for key in keys {
+        let owned = key.to_string();
+        engine.register_get(key, move |p: &mut ParamsView| p.get(&owned));
+    }
 }
 
 /// `ctx` as passed to every entry function.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub view: Arc<CycleView>,
-    pub params: Arc<Map>,
+    pub params: ParamsView,
     pub mode: ImmutableString,
     /// Risk only: what this cycle has accepted before the intent being judged.
     pub accepted_count: INT,
@@ -186,7 +221,7 @@ fn register_ctx(engine: &mut Engine) {
         .register_get("cycle_id", |c: &mut Ctx| c.view.cycle_id)
         .register_get("mode", |c: &mut Ctx| c.mode.clone())
         .register_get("symbols", |c: &mut Ctx| c.view.symbols.clone())
-        .register_get("params", |c: &mut Ctx| (*c.params).clone())
+        .register_get("params", |c: &mut Ctx| c.params.clone())
         .register_get("limits", |c: &mut Ctx| c.view.limits.clone())
         .register_get("stats", |c: &mut Ctx| c.view.stats.clone())
         .register_get("portfolio", |c: &mut Ctx| c.view.portfolio.clone())
@@ -269,3 +304,11 @@ fn resize(qty: Decimal) -> Fallible<VerdictOut> {
     let q = crate::domain::Qty::new(qty).map_err(|e| runtime_error(format!("resize(): {e}")))?;
     Ok(VerdictOut(Verdict::Resize { qty: q }))
 }
+
+/// The keys of `ctx.stats`, in the order the engine fills them.
+pub const STAT_KEYS: [&str; 4] = [
+    "rejects_last_cycle",
+    "exchange_errors_last_cycle",
+    "rule_errors_last_cycle",
+    "observe_latency_ms",
+];

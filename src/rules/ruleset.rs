@@ -1,16 +1,16 @@
 //! A RuleSet: the config directory's params, the four compiled scripts and a content hash. Built
 //! and validated as a whole; the reload watcher, `rules check` and start-up all use [`RuleSet::build`].
 
-use super::api::CycleView;
+use super::api::{CycleView, ParamsView, STAT_KEYS, register_param_keys};
 use super::convert::param_to_dynamic;
 use super::sandbox::{ScriptError, build_engine};
 use crate::config::{Config, ConfigErrors, Params};
 use crate::domain::Mode;
-use rhai::{AST, Dynamic, Engine, Map};
+use rhai::{AST, Dynamic, Engine};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The four stages a rule pack scripts, with their fixed entry functions.
@@ -50,7 +50,7 @@ pub struct Script {
     /// Path as shown in errors.
     pub source: String,
     pub ast: AST,
-    pub params: Arc<Map>,
+    pub params: ParamsView,
 }
 
 /// Why a RuleSet could not be built. The running bot keeps its last good set.
@@ -87,11 +87,11 @@ pub struct RuleSet {
     pub hash: String,
     pub timeout: Duration,
     pub degrade_on_error: Mode,
-    pub limits: Map,
+    pub limits: ParamsView,
 }
 
-fn params_map(p: &Params) -> Arc<Map> {
-    Arc::new(
+fn params_map(p: &Params) -> ParamsView {
+    ParamsView::new(
         p.iter()
             .map(|(k, v)| (k.as_str().into(), param_to_dynamic(v)))
             .collect(),
@@ -121,7 +121,7 @@ impl RuleSet {
     /// The config errors or every script error.
     pub fn compile(config_dir: &Path) -> Result<RuleSet, RuleSetError> {
         let config = Config::load(config_dir).map_err(RuleSetError::Config)?;
-        let engine = build_engine(&config.rules.sandbox);
+        let mut engine = build_engine(&config.rules.sandbox);
         let mut hasher = Sha256::new();
         for name in ["risk.yaml", "strategy.yaml", "rules.yaml"] {
             let bytes = std::fs::read(config_dir.join(name)).unwrap_or_default();
@@ -135,6 +135,20 @@ impl RuleSet {
             params_map(&config.strategy.params),
             params_map(&config.risk.params),
         ];
+        let limits: ParamsView = ParamsView::new(
+            config
+                .risk
+                .limits
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from_decimal(v)))
+                .collect(),
+        );
+        let mut keys: BTreeSet<String> = STAT_KEYS.iter().map(|k| (*k).to_string()).collect();
+        for view in params.iter().chain(std::iter::once(&limits)) {
+            keys.extend(view.0.keys().map(ToString::to_string));
+        }
+        register_param_keys(&mut engine, keys.iter().map(String::as_str));
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
         for ((stage, rel), params) in Stage::ALL.into_iter().zip(paths).zip(params) {
@@ -161,13 +175,6 @@ impl RuleSet {
             .map_err(|_| RuleSetError::Script(Vec::new()))?;
         let hash = hex::encode(hasher.finalize())[..16].to_string();
         let degrade_on_error = Mode::parse(&config.rules.degrade_on_error).unwrap_or(Mode::Halt);
-        let limits = config
-            .risk
-            .limits
-            .entries()
-            .into_iter()
-            .map(|(k, v)| (k.into(), Dynamic::from_decimal(v)))
-            .collect();
         Ok(RuleSet {
             timeout: Duration::from_millis(config.rules.sandbox.timeout_ms),
             engine,

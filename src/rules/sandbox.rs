@@ -29,7 +29,8 @@ pub fn build_engine(limits: &SandboxLimits) -> Engine {
         .set_max_variables(1_000)
         .set_max_functions(1_000)
         .set_strict_variables(true)
-        .set_fail_on_invalid_map_property(true);
+        .set_fail_on_invalid_map_property(true)
+        .set_optimization_level(rhai::OptimizationLevel::Full);
     engine.on_print(|text| tracing::info!(target: "rules", "{text}"));
     engine.on_debug(|text, source, pos| {
         tracing::debug!(target: "rules", "{}:{}: {text}", source.unwrap_or("script"), pos)
