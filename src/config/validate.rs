@@ -131,8 +131,25 @@ impl Validator {
                 self.err(F, key, "must be > 0 (every sandbox limit is enforced)");
             }
         }
-        if s.timeout_ms > 10_000 {
-            self.err(F, "sandbox.timeout_ms", "must be at most 10000");
+        // Upper bounds keep a config from switching the sandbox's protection off: deep
+        // recursion or nesting past these overflows the native stack, and huge sizes let
+        // `pad()` exhaust memory.
+        for (key, v, max) in [
+            ("sandbox.max_operations", s.max_operations, 100_000_000),
+            ("sandbox.timeout_ms", s.timeout_ms, 10_000),
+            ("sandbox.max_call_levels", s.max_call_levels as u64, 64),
+            ("sandbox.max_expr_depth", s.max_expr_depth as u64, 128),
+            (
+                "sandbox.max_string_size",
+                s.max_string_size as u64,
+                1_048_576,
+            ),
+            ("sandbox.max_array_size", s.max_array_size as u64, 100_000),
+            ("sandbox.max_map_size", s.max_map_size as u64, 100_000),
+        ] {
+            if v > max {
+                self.err(F, key, format!("must be at most {max}, got {v}"));
+            }
         }
     }
 }

@@ -243,6 +243,32 @@ fn dedupe(anomalies: &mut Vec<Anomaly>) {
     });
 }
 
+/// Checks every map and array in a script's state against the sandbox size limits.
+fn check_state_size(state: &Dynamic, max_map: usize, max_array: usize) -> Result<(), String> {
+    if let Some(map) = state.read_lock::<Map>() {
+        if map.len() > max_map {
+            return Err(format!(
+                "script state too large: a map holds {} keys (sandbox.max_map_size {max_map})",
+                map.len()
+            ));
+        }
+        for v in map.values() {
+            check_state_size(v, max_map, max_array)?;
+        }
+    } else if let Some(array) = state.read_lock::<rhai::Array>() {
+        if array.len() > max_array {
+            return Err(format!(
+                "script state too large: an array holds {} items (sandbox.max_array_size {max_array})",
+                array.len()
+            ));
+        }
+        for v in array.iter() {
+            check_state_size(v, max_map, max_array)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the four scripts over one cycle's input.
 pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
     let view = Arc::new(build_view(rules, input));
@@ -261,7 +287,7 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
         if state.is_unit() {
             *state = Dynamic::from_map(Map::new());
         }
-        call(
+        let (mut result, cost) = call(
             &rules.engine,
             &script.ast,
             &script.source,
@@ -269,7 +295,20 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
             state,
             args,
             rules.timeout,
-        )
+        );
+        // Rhai does not enforce max_map_size on `m[k] = v`, so the state that persists is
+        // checked here; an oversized one is dropped for the start-of-cycle state (fail closed).
+        let sandbox = &rules.config.rules.sandbox;
+        if let Err(e) = check_state_size(state, sandbox.max_map_size, sandbox.max_array_size) {
+            *state = input.states[stage as usize].clone();
+            if result.is_ok() {
+                result = Err(crate::rules::sandbox::ScriptError {
+                    location: script.source.clone(),
+                    message: e,
+                });
+            }
+        }
+        (result, cost)
     };
 
     // anomaly.rhai

@@ -143,10 +143,6 @@ fn valid_reason_code(code: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn decimal_or_unit(v: Option<Decimal>) -> Dynamic {
-    v.map_or(Dynamic::UNIT, Dynamic::from_decimal)
-}
-
 pub(super) fn register(engine: &mut Engine) {
     register_market(engine);
     register_portfolio(engine);
@@ -164,7 +160,13 @@ fn register_market(engine: &mut Engine) {
         .register_get("ask_qty", |m: &mut MarketView| m.ask_qty)
         .register_get("mid", |m: &mut MarketView| m.mid)
         .register_get("spread_bps", |m: &mut MarketView| m.spread_bps)
-        .register_get("last", |m: &mut MarketView| decimal_or_unit(m.last))
+        .register_get("has_last", |m: &mut MarketView| m.last.is_some())
+        .register_get("last", |m: &mut MarketView| -> Fallible<Decimal> {
+            // Never `()`: `price > ()` is silently false in Rhai.
+            m.last.ok_or_else(|| {
+                runtime_error(format!("{}: no trade seen yet (check has_last)", m.symbol))
+            })
+        })
         .register_get("ts_ms", |m: &mut MarketView| m.ts_ms)
         .register_get("age_ms", |m: &mut MarketView| m.age_ms);
     engine

@@ -395,3 +395,46 @@ fn check(expect: &Expect, set: &RuleSet, input: &CycleInput) -> Option<String> {
     }
     (!diffs.is_empty()).then(|| diffs.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rule_pack_passes_its_rule_tests() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default");
+        let set = RuleSet::compile(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let results = run_all(&set).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            results.len() >= 20,
+            "expected the pack's cases, found {}",
+            results.len()
+        );
+        let failures: Vec<String> = results
+            .iter()
+            .filter_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| format!("{} [{}]: {f}", r.file, r.name))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn a_failing_expectation_is_reported_with_a_diff() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default");
+        let set = RuleSet::compile(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let specs = default_specs().unwrap_or_else(|e| panic!("{e}"));
+        let yaml = "cases:\n  - name: wrong on purpose\n    input:\n      markets: [{symbol: BTCTRY, bid: 100, ask: 101}]\n      intents: []\n    expect:\n      mode: halt\n";
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = tmp.path().join("t.yaml");
+        std::fs::write(&file, yaml).unwrap_or_else(|e| panic!("{e}"));
+        let results = run_file(&set, &file, &specs).unwrap_or_else(|e| panic!("{e}"));
+        let failure = results[0].failure.clone().unwrap_or_default();
+        assert!(
+            failure.contains("mode: expected halt, got normal"),
+            "{failure}"
+        );
+    }
+}

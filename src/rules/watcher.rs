@@ -30,7 +30,7 @@ pub type SharedRules = Arc<ArcSwap<RuleSet>>;
 /// Runs one reload attempt against `shared` (also used directly by tests and `SIGHUP`-style
 /// triggers).
 pub fn reload_now(config_dir: &Path, shared: &SharedRules) -> ReloadOutcome {
-    match RuleSet::build(config_dir) {
+    match build_on_big_stack(config_dir) {
         Ok(set) => {
             let hash = set.hash.clone();
             if shared.load().hash == hash {
@@ -40,14 +40,21 @@ pub fn reload_now(config_dir: &Path, shared: &SharedRules) -> ReloadOutcome {
                 ReloadOutcome::Applied { hash }
             }
         }
-        Err(e) => ReloadOutcome::Failed {
-            error: first_lines(&e),
-        },
+        Err(error) => ReloadOutcome::Failed { error },
     }
 }
 
-fn first_lines(e: &RuleSetError) -> String {
-    e.to_string()
+/// Builds (and so runs the rule tests) on a thread with a generous stack: the watcher's own
+/// thread has a small one, and rule tests run scripts up to `sandbox.max_call_levels` deep.
+fn build_on_big_stack(config_dir: &Path) -> Result<RuleSet, String> {
+    let dir = config_dir.to_path_buf();
+    std::thread::Builder::new()
+        .name("rules-reload".into())
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || RuleSet::build(&dir).map_err(|e: RuleSetError| e.to_string()))
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?
+        .join()
+        .map_err(|_| "the reload thread crashed".to_string())?
 }
 
 /// Keeps the file watcher alive; dropping it stops watching.
