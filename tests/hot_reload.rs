@@ -2,43 +2,13 @@
 //! shows in verdicts and the rule hash within a few cycles; a syntax error keeps the old rules
 //! deciding and records a failed reload; fixing it recovers.
 
+mod common;
+
+use common::Fixture;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Copies configs/default and the rules/ scripts into `dir`, pointing the copies at each other
-/// and at the repo's sample dataset. The rule tests are left out on purpose: the edits below
-/// change verdicts those tests pin, and a reload whose rule tests fail is (rightly) refused.
-fn copy_config(dir: &Path) -> (PathBuf, PathBuf) {
-    let cfg = dir.join("cfg");
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(cfg.join("x")).unwrap();
-    std::fs::remove_dir(cfg.join("x")).unwrap();
-    std::fs::create_dir_all(&rules).unwrap();
-    for entry in std::fs::read_dir(repo().join("configs/default")).unwrap() {
-        let p = entry.unwrap().path();
-        let text = std::fs::read_to_string(&p).unwrap();
-        let text = text
-            .replace(
-                "../../data/replay/sample",
-                repo().join("data/replay/sample").to_str().unwrap(),
-            )
-            .replace("dir: ../../rules", &format!("dir: {}", rules.display()));
-        std::fs::write(cfg.join(p.file_name().unwrap()), text).unwrap();
-    }
-    for entry in std::fs::read_dir(repo().join("rules")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, rules.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    (cfg, rules)
-}
 
 struct Bot(Child);
 impl Drop for Bot {
@@ -81,16 +51,18 @@ fn max_cycle(conn: &Connection) -> i64 {
 
 #[test]
 fn rules_edited_on_disk_are_picked_up_between_cycles_and_bad_edits_keep_the_old_rules() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (cfg, rules) = copy_config(tmp.path());
-    let db = tmp.path().join("bot.db");
+    // The rule tests are left out: the edits below change verdicts those tests pin, and a reload
+    // whose rule tests fail is (rightly) refused.
+    let fixture = Fixture::without_rule_tests();
+    let (cfg, rules) = (&fixture.config, &fixture.rules);
+    let db = fixture.tmp.path().join("bot.db");
     let child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .args(["run", "--speed", "100", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .arg("--db")
         .arg(&db)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(tmp.path().join("bot.log")).unwrap())
+        .stderr(std::fs::File::create(fixture.tmp.path().join("bot.log")).unwrap())
         .spawn()
         .unwrap();
     let _bot = Bot(child);

@@ -20,8 +20,9 @@ pub struct RunArgs {
     pub max_cycles: Option<u64>,
     /// Pacing: `max` (no waiting between cycles), `realtime` (wait cycle.interval_ms ± jitter),
     /// or a speed-up factor N (wait interval / N, e.g. `20` replays 20x faster than real time).
-    #[arg(long, default_value = "realtime", value_parser = parse_speed)]
-    pub speed: Pacing,
+    /// Default: `max` over a replay dataset, `realtime` against a live venue.
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<Pacing>,
     /// SQLite file (overrides bot.yaml database.path).
     #[arg(long)]
     pub db: Option<PathBuf>,
@@ -45,7 +46,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let options = RunOptions {
         config_dir: args.config,
         max_cycles: if args.once { Some(1) } else { args.max_cycles },
-        pacing: args.speed,
+        // Only replay venues exist so far, and a replay is replayed as fast as it allows.
+        pacing: args.speed.unwrap_or(Pacing::Max),
         db: args.db,
         watch: !args.no_watch,
     };
