@@ -3,6 +3,7 @@
 //! Implementations: `replay` (a recorded or synthetic dataset with simulated fills). The BTCTurk
 //! REST adapter and the simulated BTCTurk server come later behind the same trait.
 
+pub mod btcturk;
 pub mod exchange_info;
 pub mod replay;
 

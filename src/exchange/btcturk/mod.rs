@@ -1,0 +1,3 @@
+//! BTCTurk: request signing (and, next, the REST adapter and websocket feed).
+
+pub mod auth;
