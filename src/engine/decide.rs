@@ -174,7 +174,17 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
         .zip(values)
         .map(|(k, v)| ((*k).into(), Dynamic::from_int(v)))
         .collect();
+    let mut market_list = rhai::Array::new();
+    let mut missing_markets = rhai::Array::new();
+    for s in &input.symbols {
+        match markets.get(s.as_str()) {
+            Some(m) => market_list.push(Dynamic::from(m.clone())),
+            None => missing_markets.push(Dynamic::from(s.as_str().to_string())),
+        }
+    }
     let mut view = CycleView {
+        market_list,
+        missing_markets,
         now_ms: input.now_ms,
         cycle_id: input.cycle_id,
         symbols: input

@@ -67,6 +67,10 @@ pub struct CycleView {
     pub cycle_id: INT,
     pub symbols: Array,
     pub markets: BTreeMap<String, MarketView>,
+    /// The books of the universe's symbols that have one, in universe order.
+    pub market_list: Array,
+    /// Universe symbols without a book this cycle.
+    pub missing_markets: Array,
     pub specs: BTreeMap<String, SpecView>,
     pub portfolio: PortfolioView,
     pub open_orders: BTreeMap<String, INT>,
@@ -223,6 +227,10 @@ fn register_ctx(engine: &mut Engine) {
         .register_get("cycle_id", |c: &mut Ctx| c.view.cycle_id)
         .register_get("mode", |c: &mut Ctx| c.mode.clone())
         .register_get("symbols", |c: &mut Ctx| c.view.symbols.clone())
+        .register_get("markets", |c: &mut Ctx| c.view.market_list.clone())
+        .register_get("missing_markets", |c: &mut Ctx| {
+            c.view.missing_markets.clone()
+        })
         .register_get("params", |c: &mut Ctx| c.params.clone())
         .register_get("limits", |c: &mut Ctx| c.view.limits.clone())
         .register_get("stats", |c: &mut Ctx| c.view.stats.clone())
