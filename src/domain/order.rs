@@ -190,6 +190,9 @@ pub enum OrderStatus {
     Expired,
     /// Sent but no answer; resolved by reconciliation.
     Unknown,
+    /// A cancel was accepted by the venue (BTCTurk's cancel is asynchronous: a 200 only means
+    /// accepted); the order may still fill until the venue confirms.
+    CancelRequested,
 }
 
 /// Illegal lifecycle move; stored and logged, never a panic.
@@ -201,7 +204,7 @@ pub struct TransitionError {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 10] = [
         OrderStatus::Planned,
         OrderStatus::Submitting,
         OrderStatus::Open,
@@ -211,6 +214,7 @@ impl OrderStatus {
         OrderStatus::Rejected,
         OrderStatus::Expired,
         OrderStatus::Unknown,
+        OrderStatus::CancelRequested,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -224,6 +228,7 @@ impl OrderStatus {
             OrderStatus::Rejected => "rejected",
             OrderStatus::Expired => "expired",
             OrderStatus::Unknown => "unknown",
+            OrderStatus::CancelRequested => "cancel_requested",
         }
     }
     /// # Errors
@@ -250,6 +255,7 @@ impl OrderStatus {
                 | OrderStatus::Open
                 | OrderStatus::PartiallyFilled
                 | OrderStatus::Unknown
+                | OrderStatus::CancelRequested
         )
     }
 
@@ -281,6 +287,13 @@ impl OrderStatus {
                 | (PartiallyFilled, Filled)
                 | (PartiallyFilled, Canceled)
                 | (PartiallyFilled, Expired)
+                | (Open, CancelRequested)
+                | (PartiallyFilled, CancelRequested)
+                | (Unknown, CancelRequested)
+                | (CancelRequested, PartiallyFilled) // fills race the cancel
+                | (CancelRequested, Filled)
+                | (CancelRequested, Canceled)
+                | (CancelRequested, Expired)
         );
         if legal {
             Ok(to)
@@ -347,6 +360,59 @@ mod tests {
                 assert!(from.transition(to).is_err(), "{from:?} -> {to:?}");
             }
         }
+    }
+
+    use proptest::prelude::*;
+
+    fn status() -> impl Strategy<Value = OrderStatus> {
+        proptest::sample::select(OrderStatus::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Whatever sequence of requested moves arrives, the order only ever takes legal steps:
+        /// an illegal request is an error and leaves the status unchanged, nothing leaves a
+        /// terminal state, and every status reached is reachable from `planned`.
+        #[test]
+        fn no_sequence_of_events_reaches_an_illegal_state(moves in proptest::collection::vec(status(), 0..40)) {
+            let mut current = OrderStatus::Planned;
+            let mut seen_terminal = false;
+            for to in moves {
+                match current.transition(to) {
+                    Ok(next) => {
+                        prop_assert!(!current.is_terminal(), "{current:?} -> {to:?} left a terminal state");
+                        prop_assert_eq!(next, to);
+                        current = next;
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e, TransitionError { from: current, to });
+                    }
+                }
+                if current.is_terminal() {
+                    seen_terminal = true;
+                }
+                prop_assert!(!(seen_terminal && !current.is_terminal()));
+            }
+        }
+    }
+
+    #[test]
+    fn every_status_is_reachable_from_planned() {
+        let mut reached = vec![OrderStatus::Planned];
+        let mut i = 0;
+        while i < reached.len() {
+            let from = reached[i];
+            for to in OrderStatus::ALL {
+                if from.transition(to).is_ok() && !reached.contains(&to) {
+                    reached.push(to);
+                }
+            }
+            i += 1;
+        }
+        assert_eq!(
+            reached.len(),
+            OrderStatus::ALL.len(),
+            "unreachable: {reached:?}"
+        );
     }
 
     #[test]
