@@ -50,6 +50,24 @@ pub enum ExchangeSection {
         #[serde(default)]
         starting_balances: BTreeMap<String, Decimal>,
     },
+    /// BTCTurk's REST API, or a BTCTurk-compatible simulated exchange (`btcbot sim-exchange`).
+    Btcturk {
+        /// `https://api.btcturk.com`, or `http://127.0.0.1:PORT` for the simulated exchange.
+        base_url: String,
+        /// `true` when `base_url` is a simulated exchange: orders cannot spend real money.
+        #[serde(default)]
+        simulated: bool,
+        /// YAML file `{public_key, secret}` with mode 0600 (relative to the config dir). The
+        /// environment (`BTCTURK_API_KEY`, `BTCTURK_API_SECRET`) takes precedence.
+        #[serde(default)]
+        credentials_file: Option<PathBuf>,
+        #[serde(default = "default_request_timeout")]
+        request_timeout_ms: u64,
+    },
+}
+
+fn default_request_timeout() -> u64 {
+    5_000
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -299,8 +317,10 @@ pub(super) fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     match (bot, risk, strategy, rules) {
         (Some(bot), Some(risk), Some(strategy), Some(rules)) if errors.is_empty() => {
             let rules_dir = resolve_against(dir, &rules.dir);
-            let ExchangeSection::Replay { dataset, .. } = &bot.exchange;
-            let dataset = Some(resolve_against(dir, dataset));
+            let dataset = match &bot.exchange {
+                ExchangeSection::Replay { dataset, .. } => Some(resolve_against(dir, dataset)),
+                ExchangeSection::Btcturk { .. } => None,
+            };
             Ok(Config {
                 dir: dir.to_path_buf(),
                 bot,

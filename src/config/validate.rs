@@ -63,25 +63,56 @@ impl Validator {
         if b.database.path.as_os_str().is_empty() {
             self.err(F, "database.path", "must not be empty");
         }
-        let ExchangeSection::Replay {
-            dataset,
-            starting_balances,
-        } = &b.exchange;
-        let resolved = resolve_against(&self.dir, dataset);
-        if !resolved.is_dir() {
-            self.err(
-                F,
-                "exchange.dataset",
-                format!("dataset directory {} not found", resolved.display()),
-            );
-        }
-        for (asset, amount) in starting_balances {
-            if *amount < Decimal::ZERO {
-                self.err(
-                    F,
-                    &format!("exchange.starting_balances.{asset}"),
-                    format!("must be >= 0, got {amount}"),
-                );
+        match &b.exchange {
+            ExchangeSection::Replay {
+                dataset,
+                starting_balances,
+            } => {
+                let resolved = resolve_against(&self.dir, dataset);
+                if !resolved.is_dir() {
+                    self.err(
+                        F,
+                        "exchange.dataset",
+                        format!("dataset directory {} not found", resolved.display()),
+                    );
+                }
+                for (asset, amount) in starting_balances {
+                    if *amount < Decimal::ZERO {
+                        self.err(
+                            F,
+                            &format!("exchange.starting_balances.{asset}"),
+                            format!("must be >= 0, got {amount}"),
+                        );
+                    }
+                }
+            }
+            ExchangeSection::Btcturk {
+                base_url,
+                simulated,
+                request_timeout_ms,
+                ..
+            } => {
+                let plain = base_url.starts_with("http://");
+                if !plain && !base_url.starts_with("https://") {
+                    self.err(
+                        F,
+                        "exchange.base_url",
+                        "must start with https:// or http://",
+                    );
+                } else if plain && !*simulated {
+                    self.err(
+                        F,
+                        "exchange.base_url",
+                        "a real exchange must be reached over https (set simulated: true for a local sim)",
+                    );
+                }
+                if *request_timeout_ms == 0 || *request_timeout_ms > 60_000 {
+                    self.err(
+                        F,
+                        "exchange.request_timeout_ms",
+                        "must be between 1 and 60000",
+                    );
+                }
             }
         }
     }

@@ -179,7 +179,13 @@ impl Runner {
             .unwrap_or_else(|| bot.database.path.clone());
         let ExchangeSection::Replay {
             starting_balances, ..
-        } = &bot.exchange;
+        } = &bot.exchange
+        else {
+            return Err(
+                "bot.yaml: exchange.kind btcturk cannot run yet (the adapter is being wired in)"
+                    .into(),
+            );
+        };
         let dataset = config.dataset.clone().ok_or("no dataset configured")?;
         let mut replay = ReplayExchange::open(ReplayConfig {
             dataset,
