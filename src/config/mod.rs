@@ -6,6 +6,7 @@
 
 mod files;
 mod params;
+pub mod secrets;
 mod validate;
 
 pub use files::{

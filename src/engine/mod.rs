@@ -4,3 +4,4 @@ pub mod decide;
 pub mod plan;
 pub mod runner;
 pub mod shell;
+pub mod arming;

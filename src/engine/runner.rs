@@ -3,7 +3,7 @@
 
 use super::plan::{Action, Gates};
 use super::shell::{CycleError, Shell};
-use crate::config::{ExchangeSection, TradingMode};
+use crate::config::ExchangeSection;
 use crate::domain::{Mode, Symbol, Verdict};
 use crate::exchange::Exchange;
 use crate::exchange::replay::{ReplayConfig, ReplayExchange};
@@ -102,23 +102,6 @@ impl std::fmt::Display for Summary {
             self.rule_hash, self.reloads_ok, self.reloads_failed
         )?;
         write!(f, "  database:    {}", self.database.display())
-    }
-}
-
-/// Why the run is (or is not) allowed to place real orders.
-pub fn arming(mode: TradingMode, simulated_venue: bool) -> (bool, String) {
-    if simulated_venue {
-        return (
-            false,
-            "DRY RUN: simulated venue (orders fill against the replayed market only)".into(),
-        );
-    }
-    match mode {
-        TradingMode::DryRun => (false, "DRY RUN: bot.yaml mode is dry_run".into()),
-        TradingMode::Live => (
-            false,
-            "DRY RUN: live trading needs a live venue, credentials and BTCBOT_LIVE_ARMED".into(),
-        ),
     }
 }
 
@@ -225,7 +208,13 @@ impl Runner {
             .map(|o| (o.client_id.clone(), o))
             .collect();
         let simulated = true;
-        let (live_armed, gate) = arming(bot.mode, simulated);
+        let arming = super::arming::evaluate(
+            bot.mode,
+            simulated,
+            false,
+            std::env::var(super::arming::ARMING_ENV).ok().as_deref(),
+        );
+        let (live_armed, gate) = (arming.live, arming.reason);
         let next_cycle_id = store
             .last_cycle_id()
             .map_err(|e| e.to_string())?
