@@ -3,6 +3,7 @@
 mod replay;
 mod rules;
 mod run;
+mod sim;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub enum Command {
     /// Work with replay datasets.
     #[command(subcommand)]
     Replay(replay::ReplayCommand),
+    /// Serve a BTCTurk-compatible simulated exchange over a replay dataset.
+    SimExchange(sim::SimExchangeArgs),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -70,6 +73,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Replay(cmd) => replay::run(cmd),
+        Command::SimExchange(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,

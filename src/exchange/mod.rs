@@ -6,6 +6,7 @@
 pub mod btcturk;
 pub mod exchange_info;
 pub mod replay;
+pub mod sim;
 
 use crate::domain::{AccountSnapshot, Fill, MarketSnapshot, Order, Side, Symbol, SymbolSpec};
 use crate::domain::{Price, Qty};
