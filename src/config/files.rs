@@ -31,6 +31,8 @@ pub struct BotFile {
     pub fees: FeesSection,
     #[serde(default)]
     pub cycle: CycleSection,
+    #[serde(default)]
+    pub orders: OrdersSection,
     pub database: DatabaseSection,
     /// File whose existence stops new orders (relative to the config dir).
     #[serde(default)]
@@ -92,19 +94,43 @@ pub struct CycleSection {
     pub interval_ms: u64,
     #[serde(default)]
     pub jitter_ms: u64,
-    /// Open orders older than this (market time) are canceled.
-    #[serde(default = "default_ttl")]
-    pub order_ttl_ms: u64,
-}
-fn default_ttl() -> u64 {
-    120_000
 }
 impl Default for CycleSection {
     fn default() -> Self {
         Self {
             interval_ms: 1000,
             jitter_ms: 0,
-            order_ttl_ms: default_ttl(),
+        }
+    }
+}
+
+/// What to do with an open order at the venue that this bot did not place (or lost track of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownOrderPolicy {
+    /// Leave it alone and raise an `UNKNOWN_VENUE_ORDER` anomaly (a person may have placed it).
+    #[default]
+    Ignore,
+    /// Track it as the bot's own (it counts against limits and is canceled at its TTL).
+    Adopt,
+    /// Cancel it.
+    Cancel,
+}
+
+/// Order housekeeping.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersSection {
+    /// Open orders older than this (cycle time) are canceled.
+    pub ttl_ms: u64,
+    #[serde(default)]
+    pub unknown_venue_orders: UnknownOrderPolicy,
+}
+impl Default for OrdersSection {
+    fn default() -> Self {
+        Self {
+            ttl_ms: 120_000,
+            unknown_venue_orders: UnknownOrderPolicy::Ignore,
         }
     }
 }

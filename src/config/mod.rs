@@ -10,9 +10,9 @@ pub mod secrets;
 mod validate;
 
 pub use files::{
-    BotFile, CycleSection, DatabaseSection, ExchangeSection, FeesSection, LimitsSection, RiskFile,
-    RulesFile, SandboxSection, SandboxSection as SandboxLimits, ScriptFiles, StrategyFile,
-    TradingMode,
+    BotFile, CycleSection, DatabaseSection, ExchangeSection, FeesSection, LimitsSection,
+    OrdersSection, RiskFile, RulesFile, SandboxSection, SandboxSection as SandboxLimits,
+    ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
 

@@ -1,7 +1,8 @@
 //! The cycle: `decide` (pure) and `plan` (pure) in the core, `runner` as the IO shell around them.
 
+pub mod arming;
 pub mod decide;
 pub mod plan;
+pub mod reconcile;
 pub mod runner;
 pub mod shell;
-pub mod arming;

@@ -229,7 +229,8 @@ impl Runner {
             live_orders,
             states,
             last_stats: Default::default(),
-            order_ttl_ms: i64::try_from(bot.cycle.order_ttl_ms).unwrap_or(i64::MAX),
+            order_ttl_ms: i64::try_from(bot.orders.ttl_ms).unwrap_or(i64::MAX),
+            unknown_orders: bot.orders.unknown_venue_orders,
             gates: Gates {
                 simulated_venue: simulated,
                 live_armed,

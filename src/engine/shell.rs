@@ -30,8 +30,26 @@ pub struct Shell {
     pub fill_cursor: u64,
     pub last_stats: CycleStats,
     pub order_ttl_ms: i64,
+    pub unknown_orders: crate::config::UnknownOrderPolicy,
     pub gates: Gates,
     pub last_markets: BTreeMap<Symbol, MarketSnapshot>,
+}
+
+/// What a cycle accumulates before its commit.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Orders created or changed this cycle, by client id (upserted at commit).
+    pub changed: BTreeMap<String, Order>,
+    /// Anomalies the engine observed (exchange errors, unknown venue orders).
+    pub anomalies: Vec<Anomaly>,
+    pub stats: CycleStats,
+}
+
+impl Scratch {
+    pub fn exchange_error(&mut self, e: &ExchangeError) {
+        self.anomalies.push(exchange_anomaly(e));
+        self.stats.exchange_errors_last_cycle += 1;
+    }
 }
 
 /// What one cycle did, for the run summary.
@@ -56,7 +74,7 @@ pub enum CycleError {
     Exchange(ExchangeError),
 }
 
-fn exchange_anomaly(e: &ExchangeError) -> Anomaly {
+pub(super) fn exchange_anomaly(e: &ExchangeError) -> Anomaly {
     Anomaly {
         code: "EXCHANGE_ERROR".into(),
         severity: Severity::Warn,
@@ -78,45 +96,41 @@ impl Shell {
         floor: Mode,
     ) -> Result<CycleOutcome, CycleError> {
         let mut outcome = CycleOutcome::default();
-        let mut engine_anomalies = Vec::new();
-        let mut stats = CycleStats::default();
-        let mut changed: BTreeMap<String, Order> = BTreeMap::new();
+        let mut sc = Scratch::default();
 
         // observe
         let started = Instant::now();
         let markets = match self.exchange.market(&self.symbols).await {
             Ok(m) => m,
             Err(e) => {
-                engine_anomalies.push(exchange_anomaly(&e));
-                stats.exchange_errors_last_cycle += 1;
+                sc.exchange_error(&e);
                 Vec::new()
             }
         };
         let free_cash = match self.exchange.account().await {
             Ok(a) => a.free(&self.ledger.quote_asset),
             Err(e) => {
-                engine_anomalies.push(exchange_anomaly(&e));
-                stats.exchange_errors_last_cycle += 1;
+                sc.exchange_error(&e);
                 Decimal::ZERO // fail closed: no known cash, no buys
-            }
-        };
-        let venue_open = match self.exchange.open_orders().await {
-            Ok(o) => Some(o),
-            Err(e) => {
-                engine_anomalies.push(exchange_anomaly(&e));
-                stats.exchange_errors_last_cycle += 1;
-                None
             }
         };
         let fills: Vec<(u64, Fill)> = match self.exchange.fills_since(self.fill_cursor).await {
             Ok(f) => f,
             Err(e) => {
-                engine_anomalies.push(exchange_anomaly(&e));
-                stats.exchange_errors_last_cycle += 1;
+                sc.exchange_error(&e);
                 Vec::new()
             }
         };
-        stats.observe_latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        // Read after the fills, so an order that filled in between is seen with its fills.
+        let venue_open = match self.exchange.open_orders().await {
+            Ok(o) => Some(o),
+            Err(e) => {
+                sc.exchange_error(&e);
+                None
+            }
+        };
+        sc.stats.observe_latency_ms =
+            i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         for m in &markets {
             self.last_markets.insert(m.symbol.clone(), m.clone());
         }
@@ -133,7 +147,7 @@ impl Shell {
                     } else {
                         OrderStatus::PartiallyFilled
                     };
-                    self.move_order(order_key(&fill), to, now_ms, &mut changed);
+                    self.move_order(fill.client_order_id.clone(), to, now_ms, &mut sc);
                 }
                 new_fills.push(fill);
             }
@@ -141,49 +155,9 @@ impl Shell {
         }
         outcome.new_fills = u32::try_from(new_fills.len()).unwrap_or(u32::MAX);
         if let Some(open) = &venue_open {
-            let open_ids: Vec<&str> = open.iter().map(|o| o.client_id.as_str()).collect();
-            let vanished: Vec<String> = self
-                .live_orders
-                .values()
-                .filter(|o| {
-                    o.status.is_live()
-                        && o.status != OrderStatus::Submitting
-                        && !open_ids.contains(&o.client_id.as_str())
-                })
-                .map(|o| o.client_id.clone())
-                .collect();
-            for id in vanished {
-                // Gone from the book without (all) its fills: canceled by the venue.
-                self.move_order(id, OrderStatus::Canceled, now_ms, &mut changed);
-            }
+            self.reconcile(open, now_ms, &mut sc).await;
         }
-        // stale orders past their TTL are canceled
-        let stale: Vec<Order> = self
-            .live_orders
-            .values()
-            .filter(|o| o.status.is_live() && now_ms - o.created_ms > self.order_ttl_ms)
-            .cloned()
-            .collect();
-        for o in stale {
-            let Some(exchange_id) = &o.exchange_id else {
-                continue;
-            };
-            match self.exchange.cancel(exchange_id).await {
-                Ok(()) => {
-                    self.move_order(
-                        o.client_id.clone(),
-                        OrderStatus::Canceled,
-                        now_ms,
-                        &mut changed,
-                    );
-                    outcome.canceled += 1;
-                }
-                Err(e) => {
-                    engine_anomalies.push(exchange_anomaly(&e));
-                    stats.exchange_errors_last_cycle += 1;
-                }
-            }
-        }
+        outcome.canceled = self.cancel_stale(now_ms, &mut sc).await;
 
         // decide (pure) and plan (pure)
         let open_orders: Vec<Order> = self.live_orders.values().cloned().collect();
@@ -197,7 +171,7 @@ impl Shell {
             open_orders,
             stats: self.last_stats.clone(),
             engine_mode: floor,
-            engine_anomalies,
+            engine_anomalies: std::mem::take(&mut sc.anomalies),
             states: self.states.clone(),
             intents_override: None,
         };
@@ -243,29 +217,19 @@ impl Shell {
                     if let Some(o) = self.live_orders.get_mut(&p.client_id) {
                         o.exchange_id = Some(ack.exchange_id);
                     }
-                    self.move_order(p.client_id.clone(), OrderStatus::Open, now_ms, &mut changed);
+                    self.move_order(p.client_id.clone(), OrderStatus::Open, now_ms, &mut sc);
                     outcome.placed += 1;
                 }
                 Err(ExchangeError::Rejected { .. }) => {
-                    self.move_order(
-                        p.client_id.clone(),
-                        OrderStatus::Rejected,
-                        now_ms,
-                        &mut changed,
-                    );
+                    self.move_order(p.client_id.clone(), OrderStatus::Rejected, now_ms, &mut sc);
                     outcome.rejected_by_exchange += 1;
-                    stats.rejects_last_cycle += 1;
+                    sc.stats.rejects_last_cycle += 1;
                 }
                 Err(e) => {
                     // Sent, no answer: reconciliation decides what happened.
-                    stats.exchange_errors_last_cycle += 1;
+                    sc.stats.exchange_errors_last_cycle += 1;
                     tracing::warn!(client_id = %p.client_id, "submit failed: {e}");
-                    self.move_order(
-                        p.client_id.clone(),
-                        OrderStatus::Unknown,
-                        now_ms,
-                        &mut changed,
-                    );
+                    self.move_order(p.client_id.clone(), OrderStatus::Unknown, now_ms, &mut sc);
                 }
             }
         }
@@ -313,7 +277,7 @@ impl Shell {
             mode_reasons: decision.mode_reasons.clone(),
             anomalies: decision.anomalies.clone(),
             decisions,
-            orders: changed.into_values().collect(),
+            orders: std::mem::take(&mut sc.changed).into_values().collect(),
             fills: new_fills,
             fill_cursor: self.fill_cursor,
             script_states,
@@ -328,7 +292,7 @@ impl Shell {
         };
         self.store.commit_cycle(&record)?;
         self.states = decision.states.clone();
-        stats.rule_errors_last_cycle = i64::try_from(
+        sc.stats.rule_errors_last_cycle = i64::try_from(
             decision
                 .anomalies
                 .iter()
@@ -336,7 +300,7 @@ impl Shell {
                 .count(),
         )
         .unwrap_or(i64::MAX);
-        self.last_stats = stats;
+        self.last_stats = sc.stats;
         self.live_orders.retain(|_, o| o.status.is_live());
         outcome.actions = actions;
         outcome.decision = Some(decision);
@@ -344,12 +308,12 @@ impl Shell {
     }
 
     /// Moves an order through the lifecycle table; an illegal move is logged, never applied.
-    fn move_order(
+    pub(super) fn move_order(
         &mut self,
         client_id: String,
         to: OrderStatus,
         now_ms: i64,
-        changed: &mut BTreeMap<String, Order>,
+        sc: &mut Scratch,
     ) {
         let Some(order) = self.live_orders.get_mut(&client_id) else {
             return;
@@ -364,12 +328,8 @@ impl Shell {
             }
         }
         order.updated_ms = now_ms;
-        changed.insert(client_id, order.clone());
+        sc.changed.insert(client_id, order.clone());
     }
-}
-
-fn order_key(fill: &Fill) -> String {
-    fill.client_order_id.clone()
 }
 
 /// Hash of the cycle's inputs and decisions and the rule hash: equal runs give equal prints.

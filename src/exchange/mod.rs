@@ -67,4 +67,14 @@ pub trait Exchange: Send {
     async fn fills_since(&mut self, after_seq: u64) -> Result<Vec<(u64, Fill)>, ExchangeError>;
     async fn submit(&mut self, order: &OrderRequest) -> Result<SubmitAck, ExchangeError>;
     async fn cancel(&mut self, exchange_id: &str) -> Result<(), ExchangeError>;
+    /// The venue's view of one order by its client id, open or finished; `None` when the venue
+    /// never saw it. Venues that keep finished orders override this; the default knows only
+    /// open orders.
+    async fn lookup_order(&mut self, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        Ok(self
+            .open_orders()
+            .await?
+            .into_iter()
+            .find(|o| o.client_id == client_id))
+    }
 }
