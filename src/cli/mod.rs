@@ -37,7 +37,7 @@ pub enum Command {
     #[command(subcommand)]
     Replay(replay::ReplayCommand),
     /// Serve a BTCTurk-compatible simulated exchange over a replay dataset.
-    SimExchange(sim::SimExchangeArgs),
+    SimExchange(Box<sim::SimExchangeArgs>),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -73,7 +73,7 @@ pub fn run() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Replay(cmd) => replay::run(cmd),
-        Command::SimExchange(args) => sim::run(args),
+        Command::SimExchange(args) => sim::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@
 //!                                                   body comes back
 //!        | cancel_delay=DUR                         DELETE /api/v1/order answers 200 at once and
 //!                                                   cancels DUR later (BTCTurk cancels async)
+//!        | ws_cs_gap=P                              websocket: a 432 skips one `CS`
 //!        | comma_decimals=on|off                    balances use `,` as the decimal separator
 //!        | seed=N                                   PRNG seed (default 1)
 //! DUR   := INTEGER ("ms" | "s")
@@ -40,6 +41,7 @@ pub struct FaultSpec {
     pub timeout_hold: Duration,
     pub rate_lost_order: f64,
     pub cancel_delay: Duration,
+    pub rate_ws_cs_gap: f64,
     pub comma_decimals: bool,
     pub seed: u64,
 }
@@ -57,6 +59,7 @@ impl Default for FaultSpec {
             timeout_hold: Duration::from_secs(30),
             rate_lost_order: 0.0,
             cancel_delay: Duration::ZERO,
+            rate_ws_cs_gap: 0.0,
             comma_decimals: false,
             seed: 1,
         }
@@ -135,6 +138,7 @@ impl FaultSpec {
                 }
                 "lost_order_response" => out.rate_lost_order = probability(value).map_err(bad)?,
                 "cancel_delay" => out.cancel_delay = duration(value).map_err(bad)?,
+                "ws_cs_gap" => out.rate_ws_cs_gap = probability(value).map_err(bad)?,
                 "comma_decimals" => {
                     out.comma_decimals = match value.trim().to_ascii_lowercase().as_str() {
                         "on" | "true" | "1" => true,
@@ -151,7 +155,7 @@ impl FaultSpec {
                 other => {
                     return Err(format!(
                         "faults: unknown key {other:?}; expected latency, 5xx, 429, timeout, \
-                         lost_order_response, cancel_delay, comma_decimals or seed"
+                         lost_order_response, cancel_delay, ws_cs_gap, comma_decimals or seed"
                     ));
                 }
             }
@@ -224,6 +228,7 @@ pub struct FaultStats {
     pub errors_429: u64,
     pub timeouts: u64,
     pub lost_order_responses: u64,
+    pub ws_cs_gaps: u64,
 }
 
 /// What to do with one request before it reaches its handler.
@@ -263,6 +268,7 @@ pub(crate) struct Faults {
     e429: AtomicU64,
     timeouts: AtomicU64,
     lost: AtomicU64,
+    gaps: AtomicU64,
 }
 
 impl Faults {
@@ -279,6 +285,7 @@ impl Faults {
             e429: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            gaps: AtomicU64::new(0),
         }
     }
 
@@ -357,6 +364,19 @@ impl Faults {
         })
     }
 
+    /// Whether the next websocket 432 skips a `CS`.
+    pub(crate) fn ws_cs_gap(&self) -> bool {
+        let mut dice = self
+            .dice
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gap = dice.rng.chance(self.spec.rate_ws_cs_gap);
+        if gap {
+            self.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        gap
+    }
+
     pub(crate) fn stats(&self) -> FaultStats {
         FaultStats {
             delayed: self.delayed.load(Ordering::Relaxed),
@@ -364,6 +384,7 @@ impl Faults {
             errors_429: self.e429.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
             lost_order_responses: self.lost.load(Ordering::Relaxed),
+            ws_cs_gaps: self.gaps.load(Ordering::Relaxed),
         }
     }
 }
