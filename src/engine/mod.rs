@@ -4,5 +4,6 @@ pub mod arming;
 pub mod decide;
 pub mod plan;
 pub mod reconcile;
+pub mod recovery;
 pub mod runner;
 pub mod shell;

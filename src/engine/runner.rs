@@ -238,6 +238,17 @@ impl Runner {
             },
             last_markets: BTreeMap::new(),
         };
+        let mut shell = shell;
+        let recovery = shell.recover(first_ts).await.map_err(|e| e.to_string())?;
+        if recovery.found > 0 {
+            eprintln!(
+                "recovery: {} unresolved order(s) found, {} resolved",
+                recovery.found, recovery.resolved
+            );
+            for line in &recovery.lines {
+                eprintln!("recovery:   {line}");
+            }
+        }
         let rules: SharedRules = Arc::new(ArcSwap::from_pointee(set));
         let watcher = if options.watch {
             Some(watch(

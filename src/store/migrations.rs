@@ -6,7 +6,10 @@ use super::StoreError;
 use rusqlite::Connection;
 
 /// `(version, sql)`, strictly increasing from 1. Append new files; never edit an applied one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_recoveries.sql")),
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest() -> i64 {

@@ -24,6 +24,7 @@ mod lock;
 mod meta;
 mod migrations;
 mod orders;
+mod recoveries;
 mod reloads;
 mod script_state;
 #[cfg(test)]
@@ -32,6 +33,7 @@ mod tests;
 pub use cycles::{AnomalyRow, CycleRecord, CycleRow};
 pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
+pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
 
 use lock::InstanceLock;
