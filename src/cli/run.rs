@@ -46,8 +46,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let options = RunOptions {
         config_dir: args.config,
         max_cycles: if args.once { Some(1) } else { args.max_cycles },
-        // Only replay venues exist so far, and a replay is replayed as fast as it allows.
-        pacing: args.speed.unwrap_or(Pacing::Max),
+        pacing: args.speed,
         db: args.db,
         watch: !args.no_watch,
     };

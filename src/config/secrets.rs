@@ -21,7 +21,13 @@ struct CredentialsFile {
 /// # Errors
 /// Only one of the two variables set, a file that is missing, unreadable, malformed or
 /// readable by others, or a secret that is not base64. The message never holds the secret.
-pub fn load_credentials(file: Option<&Path>) -> Result<Option<Credentials>, String> {
+///
+/// `shared_file_ok` accepts a file others can read: only for a simulated venue, whose test keys
+/// guard no money (a warning is still logged).
+pub fn load_credentials(
+    file: Option<&Path>,
+    shared_file_ok: bool,
+) -> Result<Option<Credentials>, String> {
     let key = std::env::var(ENV_KEY).ok().filter(|v| !v.trim().is_empty());
     let secret = std::env::var(ENV_SECRET)
         .ok()
@@ -35,21 +41,25 @@ pub fn load_credentials(file: Option<&Path>) -> Result<Option<Credentials>, Stri
         (None, Some(_)) => return Err(format!("{ENV_SECRET} is set but {ENV_KEY} is not")),
         (None, None) => match file {
             None => return Ok(None),
-            Some(path) => read_file(path)?,
+            Some(path) => read_file(path, shared_file_ok)?,
         },
     };
     sign(&creds.public_key, &creds.secret_b64, 0).map_err(|e| format!("credentials: {e}"))?;
     Ok(Some(creds))
 }
 
-fn read_file(path: &Path) -> Result<Credentials, String> {
+fn read_file(path: &Path, shared_file_ok: bool) -> Result<Credentials, String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && shared_file_ok {
+            tracing::warn!(
+                "{shown}: credentials file has mode {mode:04o}; accepted for a simulated venue only"
+            );
+        } else if mode & 0o077 != 0 {
             return Err(format!(
                 "{shown}: credentials file has mode {mode:04o}; it must be readable by its owner only (chmod 600)"
             ));
@@ -100,12 +110,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let text = format!("public_key: pk\nsecret: {SECRET}\n");
         let p = write(tmp.path(), 0o600, &text);
-        let c = load_credentials(Some(&p)).unwrap_or_else(|e| panic!("{e}"));
+        let c = load_credentials(Some(&p), false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.map(|c| c.public_key), Some("pk".to_string()));
         let p = write(tmp.path(), 0o644, &text);
-        let e = load_credentials(Some(&p)).err().unwrap_or_default();
+        let e = load_credentials(Some(&p), false).err().unwrap_or_default();
         assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
         assert!(!e.contains(SECRET));
+        // A simulated venue's test keys may sit in a shared file.
+        assert!(load_credentials(Some(&p), true).is_ok());
     }
 
     #[test]
@@ -119,14 +131,14 @@ mod tests {
             0o600,
             "public_key: pk\nsecret: not*base64*at*all\n",
         );
-        let e = load_credentials(Some(&p)).err().unwrap_or_default();
+        let e = load_credentials(Some(&p), false).err().unwrap_or_default();
         assert!(e.contains("not valid base64"), "{e}");
         assert!(!e.contains("not*base64"), "{e}");
         let p = write(tmp.path(), 0o600, "public_key: pk\nsecrt: x\n");
-        let e = load_credentials(Some(&p)).err().unwrap_or_default();
+        let e = load_credentials(Some(&p), false).err().unwrap_or_default();
         assert!(e.contains("malformed credentials file"), "{e}");
         assert!(
-            load_credentials(None)
+            load_credentials(None, false)
                 .unwrap_or_else(|e| panic!("{e}"))
                 .is_none()
         );

@@ -390,7 +390,7 @@ mod tests {
                 if current.is_terminal() {
                     seen_terminal = true;
                 }
-                prop_assert!(!(seen_terminal && !current.is_terminal()));
+                prop_assert!(!seen_terminal || current.is_terminal());
             }
         }
     }

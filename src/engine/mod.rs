@@ -7,3 +7,4 @@ pub mod reconcile;
 pub mod recovery;
 pub mod runner;
 pub mod shell;
+pub mod venue;

@@ -3,10 +3,8 @@
 
 use super::plan::{Action, Gates};
 use super::shell::{CycleError, Shell};
-use crate::config::ExchangeSection;
+use super::venue::{CycleClock, wall_ms};
 use crate::domain::{Mode, Symbol, Verdict};
-use crate::exchange::Exchange;
-use crate::exchange::replay::{ReplayConfig, ReplayExchange};
 use crate::ledger::Ledger;
 use crate::rules::convert::json_to_dynamic;
 use crate::rules::watcher::{ReloadOutcome, RuleWatcher, SharedRules, watch};
@@ -35,7 +33,8 @@ pub enum Pacing {
 pub struct RunOptions {
     pub config_dir: PathBuf,
     pub max_cycles: Option<u64>,
-    pub pacing: Pacing,
+    /// `None`: as fast as possible over a replay, real time against a live venue.
+    pub pacing: Option<Pacing>,
     /// Overrides `database.path`.
     pub db: Option<PathBuf>,
     /// Watch the config and rules for changes (hot reload).
@@ -115,6 +114,7 @@ pub struct Runner {
     interval_ms: i64,
     jitter_ms: u64,
     next_ts_ms: i64,
+    clock: CycleClock,
     next_cycle_id: i64,
     kill_switch_file: Option<PathBuf>,
 }
@@ -160,36 +160,51 @@ impl Runner {
             .db
             .clone()
             .unwrap_or_else(|| bot.database.path.clone());
-        let ExchangeSection::Replay {
-            starting_balances, ..
-        } = &bot.exchange
-        else {
-            return Err(
-                "bot.yaml: exchange.kind btcturk cannot run yet (the adapter is being wired in)"
-                    .into(),
-            );
-        };
-        let dataset = config.dataset.clone().ok_or("no dataset configured")?;
-        let mut replay = ReplayExchange::open(ReplayConfig {
-            dataset,
-            starting_balances: starting_balances
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-            maker_fee_bps: bot.fees.maker_bps,
-            taker_fee_bps: bot.fees.taker_bps,
-        })
-        .map_err(|e| e.to_string())?;
-        let first_ts = replay.first_ts_ms().ok_or("the dataset has no events")?;
-        let specs = replay.symbol_specs().await.map_err(|e| e.to_string())?;
-        if let Some(moved) = rotate_if_used(&db_path)? {
+        let replay = config.dataset.is_some();
+        if replay && let Some(moved) = rotate_if_used(&db_path)? {
             tracing::info!("previous replay run kept as {}", moved.display());
         }
-        let store = Store::open(&db_path, Durability::Normal).map_err(|e| e.to_string())?;
-        let starting_cash = starting_balances
-            .get(&bot.quote_asset)
-            .copied()
-            .unwrap_or(Decimal::ZERO);
+        let credentials = super::venue::credentials(&config)?;
+        let arming = super::arming::evaluate(
+            bot.mode,
+            super::venue::is_simulated(&config),
+            credentials.is_some(),
+            std::env::var(super::arming::ARMING_ENV).ok().as_deref(),
+        );
+        let durability = if arming.live {
+            Durability::Full
+        } else {
+            Durability::Normal
+        };
+        let mut store = Store::open(&db_path, durability).map_err(|e| e.to_string())?;
+        let started_ms = match store
+            .meta_value("first_start_ms")
+            .map_err(|e| e.to_string())?
+        {
+            Some(t) => t
+                .parse::<i64>()
+                .map_err(|_| format!("stored first_start_ms {t:?} is not a number"))?,
+            None => {
+                let now = wall_ms();
+                store
+                    .set_meta_value("first_start_ms", &now.to_string())
+                    .map_err(|e| e.to_string())?;
+                now
+            }
+        };
+        let venue = super::venue::open(&config, credentials, started_ms).await?;
+        // The ledger's baseline is fixed at the first start against this database.
+        let baseline_key = format!("ledger_starting_cash_{}", bot.quote_asset);
+        let starting_cash = match store.meta_value(&baseline_key).map_err(|e| e.to_string())? {
+            Some(text) => crate::domain::decimal_from_str(&text)
+                .map_err(|e| format!("stored {baseline_key}: {e}"))?,
+            None => {
+                store
+                    .set_meta_value(&baseline_key, &venue.starting_cash.to_string())
+                    .map_err(|e| e.to_string())?;
+                venue.starting_cash
+            }
+        };
         let fills = store.fills().map_err(|e| e.to_string())?;
         let ledger =
             Ledger::rebuild(&bot.quote_asset, starting_cash, &fills).map_err(|e| e.to_string())?;
@@ -207,13 +222,7 @@ impl Runner {
             .into_iter()
             .map(|o| (o.client_id.clone(), o))
             .collect();
-        let simulated = true;
-        let arming = super::arming::evaluate(
-            bot.mode,
-            simulated,
-            false,
-            std::env::var(super::arming::ARMING_ENV).ok().as_deref(),
-        );
+        let simulated = venue.simulated;
         let (live_armed, gate) = (arming.live, arming.reason);
         let next_cycle_id = store
             .last_cycle_id()
@@ -221,8 +230,12 @@ impl Runner {
             .map_or(1, |c| c + 1);
         let shell = Shell {
             symbols: bot.symbols.clone(),
-            specs: specs.into_iter().map(|s| (s.symbol.clone(), s)).collect(),
-            exchange: Box::new(replay) as Box<dyn Exchange>,
+            specs: venue
+                .specs
+                .into_iter()
+                .map(|s| (s.symbol.clone(), s))
+                .collect(),
+            exchange: venue.exchange,
             fill_cursor: store.fill_cursor().map_err(|e| e.to_string())?,
             store,
             ledger,
@@ -239,6 +252,10 @@ impl Runner {
             last_markets: BTreeMap::new(),
         };
         let mut shell = shell;
+        let first_ts = match venue.clock {
+            CycleClock::Replay { first_ts_ms } => first_ts_ms,
+            CycleClock::Wall => wall_ms(),
+        };
         let recovery = shell.recover(first_ts).await.map_err(|e| e.to_string())?;
         if recovery.found > 0 {
             eprintln!(
@@ -278,6 +295,7 @@ impl Runner {
             interval_ms,
             jitter_ms: bot.cycle.jitter_ms,
             next_ts_ms: first_ts,
+            clock: venue.clock,
             next_cycle_id,
         })
     }
@@ -335,7 +353,10 @@ impl Runner {
             if stop.load(Ordering::SeqCst) || self.options.max_cycles.is_some_and(|m| done >= m) {
                 break;
             }
-            let now_ms = self.next_ts_ms;
+            let now_ms = match self.clock {
+                CycleClock::Replay { .. } => self.next_ts_ms,
+                CycleClock::Wall => wall_ms(),
+            };
             let more = self
                 .shell
                 .exchange
@@ -363,7 +384,11 @@ impl Runner {
             self.next_cycle_id += 1;
             self.next_ts_ms += self.interval_ms;
             done += 1;
-            if let Pacing::Wall { speedup } = self.options.pacing {
+            let pacing = self.options.pacing.unwrap_or(match self.clock {
+                CycleClock::Replay { .. } => Pacing::Max,
+                CycleClock::Wall => Pacing::Wall { speedup: 1 },
+            });
+            if let Pacing::Wall { speedup } = pacing {
                 // Jitter spreads wall-clock load only; market time stays on the fixed grid.
                 let jitter = if self.jitter_ms > 0 {
                     u64::try_from(cycle_id)

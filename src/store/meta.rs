@@ -50,3 +50,33 @@ pub(crate) fn set_fill_cursor(conn: &Connection, cursor: u64) -> Result<(), Stor
     .map_err(StoreError::sql("store fill cursor"))?;
     Ok(())
 }
+
+impl Store {
+    /// A small fact stored under `key` (e.g. the ledger's starting balance), if any.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn meta_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(StoreError::sql("read meta"))
+    }
+
+    /// Stores `value` under `key` (its own transaction), replacing any previous value.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn set_meta_value(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(StoreError::sql("write meta"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! Opening the venue named in bot.yaml: a replay dataset or BTCTurk's REST API (real, or the
+//! simulated exchange). Says where cycle time comes from and what the ledger starts with.
+
+use crate::config::secrets::load_credentials;
+use crate::config::{Config, ExchangeSection};
+use crate::domain::SymbolSpec;
+use crate::exchange::Exchange;
+use crate::exchange::btcturk::auth::Credentials;
+use crate::exchange::btcturk::client::{BtcturkConfig, BtcturkExchange};
+use crate::exchange::replay::{ReplayConfig, ReplayExchange};
+use rust_decimal::Decimal;
+use std::time::Duration;
+
+/// Where a cycle's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CycleClock {
+    /// Market time on a fixed grid from the dataset's first event.
+    Replay { first_ts_ms: i64 },
+    /// The machine's clock (live and paper).
+    Wall,
+}
+
+/// An opened venue.
+pub struct Venue {
+    pub exchange: Box<dyn Exchange>,
+    pub specs: Vec<SymbolSpec>,
+    pub clock: CycleClock,
+    /// Orders here cannot spend real money.
+    pub simulated: bool,
+    pub has_credentials: bool,
+    /// The quote balance the ledger starts from on a fresh database: the configured replay
+    /// balance, or the venue's balance at first start.
+    pub starting_cash: Decimal,
+}
+
+/// Milliseconds since the epoch from the machine's clock.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Loads the credentials the configured venue uses (none for a replay).
+///
+/// # Errors
+/// Unusable credentials (see [`load_credentials`]).
+pub fn credentials(config: &Config) -> Result<Option<Credentials>, String> {
+    match &config.bot.exchange {
+        ExchangeSection::Replay { .. } => Ok(None),
+        ExchangeSection::Btcturk {
+            simulated,
+            credentials_file,
+            ..
+        } => {
+            let file = credentials_file.as_ref().map(|p| config.resolve(p));
+            load_credentials(file.as_deref(), *simulated)
+        }
+    }
+}
+
+/// Whether the configured venue is simulated (replay, or a BTCTurk URL marked `simulated`).
+pub fn is_simulated(config: &Config) -> bool {
+    match &config.bot.exchange {
+        ExchangeSection::Replay { .. } => true,
+        ExchangeSection::Btcturk { simulated, .. } => *simulated,
+    }
+}
+
+/// Opens the venue. `fills_not_before_ms` is when this database first started: fills older
+/// than that belong to the account's history, not to this bot's ledger.
+///
+/// # Errors
+/// One line: a bad dataset, an unreachable venue.
+pub async fn open(
+    config: &Config,
+    credentials: Option<Credentials>,
+    fills_not_before_ms: i64,
+) -> Result<Venue, String> {
+    let bot = &config.bot;
+    match &bot.exchange {
+        ExchangeSection::Replay {
+            starting_balances, ..
+        } => {
+            let dataset = config.dataset.clone().ok_or("no dataset configured")?;
+            let mut replay = ReplayExchange::open(ReplayConfig {
+                dataset,
+                starting_balances: starting_balances
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
+                maker_fee_bps: bot.fees.maker_bps,
+                taker_fee_bps: bot.fees.taker_bps,
+            })
+            .map_err(|e| e.to_string())?;
+            let first_ts_ms = replay.first_ts_ms().ok_or("the dataset has no events")?;
+            let specs = replay.symbol_specs().await.map_err(|e| e.to_string())?;
+            Ok(Venue {
+                exchange: Box::new(replay),
+                specs,
+                clock: CycleClock::Replay { first_ts_ms },
+                simulated: true,
+                has_credentials: false,
+                starting_cash: starting_balances
+                    .get(&bot.quote_asset)
+                    .copied()
+                    .unwrap_or(Decimal::ZERO),
+            })
+        }
+        ExchangeSection::Btcturk {
+            base_url,
+            simulated,
+            request_timeout_ms,
+            ..
+        } => {
+            let has_credentials = credentials.is_some();
+            let mut cfg = BtcturkConfig::new(base_url, credentials, bot.symbols.clone());
+            cfg.simulated = *simulated;
+            // BTCTurk's documented rate limits pace the real API; a local simulator is paced by
+            // the run's own speed-up instead.
+            cfg.rest.rate_limits = !*simulated;
+            cfg.fills_not_before_ms = Some(fills_not_before_ms);
+            cfg.rest.timeout = Duration::from_millis(*request_timeout_ms);
+            let mut exchange = BtcturkExchange::new(cfg).map_err(|e| e.to_string())?;
+            let specs = exchange.symbol_specs().await.map_err(|e| e.to_string())?;
+            let starting_cash = if has_credentials {
+                exchange
+                    .account()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .balance(&bot.quote_asset)
+                    .map_or(Decimal::ZERO, |b| b.total())
+            } else {
+                Decimal::ZERO
+            };
+            Ok(Venue {
+                exchange: Box::new(exchange),
+                specs,
+                clock: CycleClock::Wall,
+                simulated: *simulated,
+                has_credentials,
+                starting_cash,
+            })
+        }
+    }
+}
