@@ -435,3 +435,85 @@ async fn server_errors_on_gets_are_retried() {
     );
     assert_eq!((book.errors, bal.errors), (0, 0));
 }
+
+fn median_us(mut samples: Vec<Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1e6
+}
+
+/// Adapter overhead per request: 1,000 orderbook GETs (and 1,000 signed balance GETs) through
+/// plain reqwest and through the adapter, same connection reuse, no rate limiter. Run with
+/// `cargo test --release --test btcturk_client -- --ignored --nocapture overhead`.
+#[tokio::test]
+#[ignore = "measurement; run explicitly"]
+async fn overhead_of_the_adapter_per_request() {
+    const N: usize = 1000;
+    let sim = start("").await;
+    sim.advance_to(T0 + 200).unwrap();
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/api/v2/orderbook?pairSymbol=BTCTRY&limit=5",
+        sim.base_url()
+    );
+    let mut raw = Vec::with_capacity(N);
+    for _ in 0..N + 50 {
+        let t = Instant::now();
+        let body = http.get(&url).send().await.unwrap().text().await.unwrap();
+        raw.push(t.elapsed());
+        assert!(body.contains("SUCCESS"));
+    }
+    raw.drain(..50);
+
+    let mut cfg = config_with(&sim, KEY, SECRET);
+    cfg.rest.rate_limits = false;
+    cfg.last_trade = false;
+    let mut ex = client(cfg);
+    let mut adapter = Vec::with_capacity(N);
+    for _ in 0..N + 50 {
+        let t = Instant::now();
+        let m = ex.market(&[btctry()]).await.unwrap();
+        adapter.push(t.elapsed());
+        assert_eq!(m.len(), 1);
+    }
+    adapter.drain(..50);
+
+    let balances = format!("{}/api/v1/users/balances", sim.base_url());
+    let mut raw_signed = Vec::with_capacity(N);
+    for _ in 0..N + 50 {
+        let t = Instant::now();
+        let stamp = btcbot::exchange::btcturk::rest::local_ms();
+        let sig = btcbot::exchange::btcturk::auth::sign(KEY, SECRET, stamp).unwrap();
+        let body = http
+            .get(&balances)
+            .header("X-PCK", KEY)
+            .header("X-Stamp", stamp.to_string())
+            .header("X-Signature", sig)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        raw_signed.push(t.elapsed());
+        assert!(body.contains("TRY"));
+    }
+    raw_signed.drain(..50);
+    let mut adapter_signed = Vec::with_capacity(N);
+    for _ in 0..N + 50 {
+        let t = Instant::now();
+        ex.account().await.unwrap();
+        adapter_signed.push(t.elapsed());
+    }
+    adapter_signed.drain(..50);
+
+    let (r, a) = (median_us(raw), median_us(adapter));
+    let (rs, as_) = (median_us(raw_signed), median_us(adapter_signed));
+    println!(
+        "orderbook GET  median: reqwest {r:.0} µs, adapter {a:.0} µs, overhead {:.0} µs",
+        a - r
+    );
+    println!(
+        "balances GET   median: reqwest+sign {rs:.0} µs, adapter {as_:.0} µs, overhead {:.0} µs",
+        as_ - rs
+    );
+}
