@@ -5,7 +5,7 @@
 use btcbot::domain::{OrderStatus, Price, Qty, Side, Symbol};
 use btcbot::exchange::btcturk::{BtcturkConfig, BtcturkExchange, Credentials, Endpoint};
 use btcbot::exchange::sim::{FaultSpec, SimAccount, SimConfig, SimHandle, serve};
-use btcbot::exchange::{Exchange, ExchangeError, OrderRequest};
+use btcbot::exchange::{Exchange, ExchangeError, OrderRequest, SubmitAck};
 use rust_decimal::Decimal;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -55,14 +55,28 @@ fn client(config: BtcturkConfig) -> BtcturkExchange {
     BtcturkExchange::new(config).unwrap()
 }
 
-fn order(cid: &str, side: Side, price: &str, qty: &str) -> OrderRequest {
-    OrderRequest {
-        client_id: cid.into(),
-        symbol: btctry(),
+/// An order: client id, side, price, quantity.
+type O<'a> = (&'a str, Side, &'a str, &'a str);
+
+async fn place(ex: &mut BtcturkExchange, o: O<'_>) -> Result<SubmitAck, ExchangeError> {
+    let (price, qty) = (Price::new(d(o.2)).unwrap(), Qty::new(d(o.3)).unwrap());
+    let (client_id, side, symbol) = (o.0.to_string(), o.1, btctry());
+    let req = OrderRequest {
+        client_id,
+        symbol,
         side,
-        price: Price::new(d(price)).unwrap(),
-        qty: Qty::new(d(qty)).unwrap(),
-    }
+        price,
+        qty,
+    };
+    ex.submit(&req).await
+}
+
+async fn placed(ex: &mut BtcturkExchange, o: O<'_>) -> SubmitAck {
+    place(ex, o).await.unwrap()
+}
+
+async fn refused(ex: &mut BtcturkExchange, o: O<'_>) -> ExchangeError {
+    place(ex, o).await.unwrap_err()
 }
 
 #[tokio::test]
@@ -107,13 +121,10 @@ async fn submit_partial_fill_fill_cancel_and_user_trades() {
     sim.advance_to(T0 + 200).unwrap();
     let mut ex = client(config_with(&sim, KEY, SECRET));
 
-    let ack = ex
-        .submit(&order("ladder", Side::Buy, "3490000", "0.004"))
-        .await
-        .unwrap();
-    let placed = sim.orders_by_client_id(KEY, "ladder");
-    assert_eq!(placed.len(), 1);
-    assert_eq!(ack.exchange_id, placed[0].id.to_string());
+    let ack = placed(&mut ex, ("ladder", Side::Buy, "3490000", "0.004")).await;
+    let on_sim = sim.orders_by_client_id(KEY, "ladder");
+    assert_eq!(on_sim.len(), 1);
+    assert_eq!(ack.exchange_id, on_sim[0].id.to_string());
     let open = ex.open_orders().await.unwrap();
     assert_eq!(open.len(), 1);
     let o = &open[0];
@@ -174,10 +185,7 @@ async fn submit_partial_fill_fill_cancel_and_user_trades() {
 
     // A resting sell, listed, then canceled.
     sim.advance_to(T0 + 4000).unwrap();
-    let ack = ex
-        .submit(&order("rest-1", Side::Sell, "3600000", "0.01"))
-        .await
-        .unwrap();
+    let ack = placed(&mut ex, ("rest-1", Side::Sell, "3600000", "0.01")).await;
     let open = ex.open_orders().await.unwrap();
     assert_eq!(
         open.iter()
@@ -208,10 +216,7 @@ async fn business_rejections_carry_btcturk_codes() {
     sim.advance_to(T0 + 200).unwrap();
     let mut ex = client(config_with(&sim, KEY, SECRET));
     // 0.00001 x 3490000 = 34.9 TRY < minExchangeValue 99.91.
-    let e = ex
-        .submit(&order("tiny", Side::Buy, "3490000", "0.00001"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("tiny", Side::Buy, "3490000", "0.00001")).await;
     match &e {
         ExchangeError::Rejected {
             endpoint,
@@ -226,18 +231,12 @@ async fn business_rejections_carry_btcturk_codes() {
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
-    let e = ex
-        .submit(&order("fine", Side::Buy, "3490000", "0.000123456789"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("fine", Side::Buy, "3490000", "0.000123456789")).await;
     assert!(
         matches!(&e, ExchangeError::Rejected { code, .. } if code == "1127"),
         "{e}"
     );
-    let e = ex
-        .submit(&order("broke", Side::Buy, "3490000", "100"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("broke", Side::Buy, "3490000", "100")).await;
     assert!(
         matches!(&e, ExchangeError::Rejected { code, .. } if code == "1122"),
         "{e}"
@@ -258,10 +257,7 @@ async fn bad_credentials_are_permanent_with_the_401_message() {
             message: "HTTP 401: Unauthorized - Invalid Signature".into(),
         }
     );
-    let e = ex
-        .submit(&order("x", Side::Buy, "3490000", "0.01"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("x", Side::Buy, "3490000", "0.01")).await;
     assert!(e.to_string().contains("Invalid Signature"), "{e}");
     let mut ex = client(config_with(&sim, "nobody", SECRET));
     let e = ex.open_orders().await.unwrap_err();
@@ -286,13 +282,10 @@ async fn a_lost_order_response_is_resolved_without_a_duplicate() {
     let mut ex = client(config_with(&sim, KEY, SECRET));
     for (i, cid) in ["lost-1", "lost-2", "lost-3"].into_iter().enumerate() {
         let price = 3_400_000 - 10 * i64::try_from(i).unwrap();
-        let ack = ex
-            .submit(&order(cid, Side::Buy, &price.to_string(), "0.005"))
-            .await
-            .unwrap();
+        let ack = placed(&mut ex, (cid, Side::Buy, &price.to_string(), "0.005")).await;
         assert_eq!(sim.placed_count(KEY, cid), 1, "{cid} placed exactly once");
-        let placed = sim.orders_by_client_id(KEY, cid);
-        assert_eq!(ack.exchange_id, placed[0].id.to_string());
+        let on_sim = sim.orders_by_client_id(KEY, cid);
+        assert_eq!(ack.exchange_id, on_sim[0].id.to_string());
     }
     assert_eq!(sim.fault_stats().lost_order_responses, 3);
     let s = ex.rest().stats().get(Endpoint::SubmitOrder);
@@ -302,10 +295,7 @@ async fn a_lost_order_response_is_resolved_without_a_duplicate() {
         "never re-sent: {s:?}"
     );
     // A lost answer to an order that filled at once is found in allOrders.
-    let ack = ex
-        .submit(&order("lost-fill", Side::Buy, "3500010", "0.01"))
-        .await
-        .unwrap();
+    let ack = placed(&mut ex, ("lost-fill", Side::Buy, "3500010", "0.01")).await;
     assert_eq!(sim.placed_count(KEY, "lost-fill"), 1);
     assert_eq!(
         ack.exchange_id,
@@ -328,7 +318,7 @@ async fn an_unprocessed_submit_that_times_out_is_reported_not_placed() {
     for i in 0..20 {
         let cid = format!("maybe-{i}");
         let before = sim.fault_stats().timeouts;
-        let r = ex.submit(&order(&cid, Side::Buy, "3400000", "0.01")).await;
+        let r = place(&mut ex, (&cid, Side::Buy, "3400000", "0.01")).await;
         let timeouts = sim.fault_stats().timeouts - before;
         assert!(sim.placed_count(KEY, &cid) <= 1, "never twice");
         if timeouts == 1 && r.is_err() {
@@ -351,10 +341,7 @@ async fn a_refused_connection_is_not_looked_up() {
     cfg.rest.max_retries = 1;
     cfg.rest.clock_sync_interval = Duration::ZERO;
     let mut ex = client(cfg);
-    let e = ex
-        .submit(&order("dead", Side::Buy, "3400000", "0.01"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("dead", Side::Buy, "3400000", "0.01")).await;
     assert!(matches!(e, ExchangeError::Transient { .. }), "{e}");
     assert!(e.to_string().contains("connection failed"), "{e}");
     assert_eq!(ex.rest().stats().get(Endpoint::OpenOrders).requests, 0);
@@ -385,10 +372,7 @@ async fn a_429_is_waited_out_for_gets_and_not_retried_for_posts() {
     );
 
     // The next request opens a new burst: a POST reports it and is not re-sent.
-    let e = ex
-        .submit(&order("limited", Side::Buy, "3400000", "0.01"))
-        .await
-        .unwrap_err();
+    let e = refused(&mut ex, ("limited", Side::Buy, "3400000", "0.01")).await;
     assert!(matches!(e, ExchangeError::Transient { .. }), "{e}");
     assert!(e.to_string().contains("429"), "{e}");
     assert_eq!(ex.rest().stats().get(Endpoint::SubmitOrder).requests, 1);
@@ -436,9 +420,18 @@ async fn server_errors_on_gets_are_retried() {
     assert_eq!((book.errors, bal.errors), (0, 0));
 }
 
-fn median_us(mut samples: Vec<Duration>) -> f64 {
+/// Median µs of `n` calls of `f` after 50 warm-up calls.
+async fn median_us(n: usize, mut f: impl AsyncFnMut()) -> f64 {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + 50 {
+        let t = Instant::now();
+        f().await;
+        if i >= 50 {
+            samples.push(t.elapsed());
+        }
+    }
     samples.sort();
-    samples[samples.len() / 2].as_secs_f64() * 1e6
+    samples[n / 2].as_secs_f64() * 1e6
 }
 
 /// Adapter overhead per request: 1,000 orderbook GETs (and 1,000 signed balance GETs) through
@@ -451,69 +444,53 @@ async fn overhead_of_the_adapter_per_request() {
     let sim = start("").await;
     sim.advance_to(T0 + 200).unwrap();
     let http = reqwest::Client::new();
-    let url = format!(
+    let book = format!(
         "{}/api/v2/orderbook?pairSymbol=BTCTRY&limit=5",
         sim.base_url()
     );
-    let mut raw = Vec::with_capacity(N);
-    for _ in 0..N + 50 {
-        let t = Instant::now();
-        let body = http.get(&url).send().await.unwrap().text().await.unwrap();
-        raw.push(t.elapsed());
+    let balances = format!("{}/api/v1/users/balances", sim.base_url());
+    let raw = median_us(N, async || {
+        let body = http.get(&book).send().await.unwrap().text().await.unwrap();
         assert!(body.contains("SUCCESS"));
-    }
-    raw.drain(..50);
-
+    })
+    .await;
+    let raw_signed = median_us(N, async || {
+        let stamp = btcbot::exchange::btcturk::rest::local_ms();
+        let sig = btcbot::exchange::btcturk::auth::sign(KEY, SECRET, stamp).unwrap();
+        let req = http.get(&balances).header("X-PCK", KEY);
+        let req = req
+            .header("X-Stamp", stamp.to_string())
+            .header("X-Signature", sig);
+        assert!(
+            req.send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("TRY")
+        );
+    })
+    .await;
     let mut cfg = config_with(&sim, KEY, SECRET);
     cfg.rest.rate_limits = false;
     cfg.last_trade = false;
     let mut ex = client(cfg);
-    let mut adapter = Vec::with_capacity(N);
-    for _ in 0..N + 50 {
-        let t = Instant::now();
-        let m = ex.market(&[btctry()]).await.unwrap();
-        adapter.push(t.elapsed());
-        assert_eq!(m.len(), 1);
-    }
-    adapter.drain(..50);
-
-    let balances = format!("{}/api/v1/users/balances", sim.base_url());
-    let mut raw_signed = Vec::with_capacity(N);
-    for _ in 0..N + 50 {
-        let t = Instant::now();
-        let stamp = btcbot::exchange::btcturk::rest::local_ms();
-        let sig = btcbot::exchange::btcturk::auth::sign(KEY, SECRET, stamp).unwrap();
-        let body = http
-            .get(&balances)
-            .header("X-PCK", KEY)
-            .header("X-Stamp", stamp.to_string())
-            .header("X-Signature", sig)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        raw_signed.push(t.elapsed());
-        assert!(body.contains("TRY"));
-    }
-    raw_signed.drain(..50);
-    let mut adapter_signed = Vec::with_capacity(N);
-    for _ in 0..N + 50 {
-        let t = Instant::now();
+    let adapter = median_us(N, async || {
+        assert_eq!(ex.market(&[btctry()]).await.unwrap().len(), 1);
+    })
+    .await;
+    let adapter_signed = median_us(N, async || {
         ex.account().await.unwrap();
-        adapter_signed.push(t.elapsed());
-    }
-    adapter_signed.drain(..50);
-
-    let (r, a) = (median_us(raw), median_us(adapter));
-    let (rs, as_) = (median_us(raw_signed), median_us(adapter_signed));
+    })
+    .await;
     println!(
-        "orderbook GET  median: reqwest {r:.0} µs, adapter {a:.0} µs, overhead {:.0} µs",
-        a - r
+        "orderbook GET median: reqwest {raw:.0} µs, adapter {adapter:.0} µs, overhead {:.0} µs",
+        adapter - raw
     );
     println!(
-        "balances GET   median: reqwest+sign {rs:.0} µs, adapter {as_:.0} µs, overhead {:.0} µs",
-        as_ - rs
+        "balances GET median: reqwest+sign {raw_signed:.0} µs, adapter {adapter_signed:.0} µs, \
+         overhead {:.0} µs",
+        adapter_signed - raw_signed
     );
 }
