@@ -21,4 +21,6 @@ pub use rest::{BTCTURK_API, RestClient, RestConfig};
 pub use stats::EndpointStats;
 
 #[cfg(test)]
+mod rest_tests;
+#[cfg(test)]
 mod wire_tests;
