@@ -97,11 +97,13 @@ async fn specs_market_and_clock_from_the_sim() {
         .unwrap();
     assert_eq!(m.len(), 1, "the unknown pair is left out: {m:?}");
     let m = &m[0];
-    assert_eq!((m.bid.value(), m.bid_qty.value()), (d("3500000"), d("0.5")));
-    assert_eq!(
-        (m.ask.value(), m.ask_qty.value()),
-        (d("3500010"), d("0.25"))
-    );
+    let top = [
+        m.bid.value(),
+        m.bid_qty.value(),
+        m.ask.value(),
+        m.ask_qty.value(),
+    ];
+    assert_eq!(top, [d("3500000"), d("0.5"), d("3500010"), d("0.25")]);
     let last = m.last_trade.as_ref().unwrap();
     assert_eq!(
         (last.price.value(), last.qty.value(), last.side),
@@ -187,12 +189,7 @@ async fn submit_partial_fill_fill_cancel_and_user_trades() {
     sim.advance_to(T0 + 4000).unwrap();
     let ack = placed(&mut ex, ("rest-1", Side::Sell, "3600000", "0.01")).await;
     let open = ex.open_orders().await.unwrap();
-    assert_eq!(
-        open.iter()
-            .map(|o| o.client_id.as_str())
-            .collect::<Vec<_>>(),
-        ["rest-1"]
-    );
+    assert_eq!((open.len(), open[0].client_id.as_str()), (1, "rest-1"));
     ex.cancel(&ack.exchange_id).await.unwrap();
     assert!(ex.open_orders().await.unwrap().is_empty());
     let e = ex.cancel(&ack.exchange_id).await.unwrap_err();
@@ -200,6 +197,14 @@ async fn submit_partial_fill_fill_cancel_and_user_trades() {
         matches!(&e, ExchangeError::Rejected { code, .. } if code == "1152"),
         "{e}"
     );
+
+    // Finished orders are found by client id with their final state.
+    let found = ex.lookup_order("ladder").await.unwrap().unwrap();
+    let status = (found.status, found.filled_qty.value());
+    assert_eq!(status, (OrderStatus::Filled, d("0.004")));
+    let found = ex.lookup_order("rest-1").await.unwrap().unwrap();
+    assert_eq!(found.status, OrderStatus::Canceled);
+    assert_eq!(ex.lookup_order("never-sent").await.unwrap(), None);
 
     // The account equals the sim's books.
     let account = ex.account().await.unwrap();

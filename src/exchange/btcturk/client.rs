@@ -146,23 +146,29 @@ impl BtcturkExchange {
         Ok(out)
     }
 
-    /// Looks `client_id` up in open orders, then in all orders of `symbol`.
+    /// Looks `client_id` up in the open orders, then in the latest `all_orders_limit` orders of
+    /// `symbol`, as the bot's [`Order`].
     async fn find_by_client_id(
         &self,
         symbol: &Symbol,
         client_id: &str,
-    ) -> Result<Option<String>, ExchangeError> {
-        let matches = |w: &WireOrder| w.client_id.as_deref() == Some(client_id);
-        let req = Request::new(Endpoint::OpenOrders).query("pairSymbol", symbol.as_str());
+    ) -> Result<Option<Order>, ExchangeError> {
+        let matches = |w: &&WireOrder| w.client_id.as_deref() == Some(client_id);
+        let ep = Endpoint::OpenOrders;
+        let req = Request::new(ep).query("pairSymbol", symbol.as_str());
         let open = self.rest.call(&req, wire::parse_open_orders).await?;
-        if let Some(w) = open.all().find(|w| matches(w)) {
-            return Ok(Some(w.id.clone()));
+        if let Some(w) = open.all().find(matches) {
+            return map::open_order(ep, "data", w, Some(symbol)).map(Some);
         }
-        let req = Request::new(Endpoint::AllOrders)
+        let ep = Endpoint::AllOrders;
+        let req = Request::new(ep)
             .query("pairSymbol", symbol.as_str())
             .query("limit", self.config.all_orders_limit.to_string());
         let all = self.rest.call(&req, wire::parse_all_orders).await?;
-        Ok(all.iter().find(|w| matches(w)).map(|w| w.id.clone()))
+        all.iter()
+            .find(matches)
+            .map(|w| map::any_order(ep, "data", w, Some(symbol)))
+            .transpose()
     }
 
     /// After a submit whose answer was lost: was the order placed?
@@ -179,7 +185,8 @@ impl BtcturkExchange {
                 .find_by_client_id(&order.symbol, &order.client_id)
                 .await
             {
-                Ok(Some(id)) => {
+                Ok(Some(found)) => {
+                    let id = found.exchange_id.unwrap_or_default();
                     tracing::info!(client_id = %order.client_id, exchange_id = %id,
                         "btcturk: unanswered submit was placed (found by client id)");
                     self.client_ids.insert(id.clone(), order.client_id.clone());
@@ -399,6 +406,22 @@ impl Exchange for BtcturkExchange {
             }
             Err(e) => Err(e.error),
         }
+    }
+
+    /// Open orders of every configured pair, then each pair's latest `all_orders_limit` orders
+    /// (finished ones included); `None` when no pair has it.
+    async fn lookup_order(&mut self, client_id: &str) -> Result<Option<Order>, ExchangeError> {
+        if self.config.symbols.is_empty() {
+            let open = self.open_orders().await?;
+            return Ok(open.into_iter().find(|o| o.client_id == client_id));
+        }
+        for symbol in self.config.symbols.clone() {
+            if let Some(o) = self.find_by_client_id(&symbol, client_id).await? {
+                self.remember(std::slice::from_ref(&o));
+                return Ok(Some(o));
+            }
+        }
+        Ok(None)
     }
 
     async fn cancel(&mut self, exchange_id: &str) -> Result<(), ExchangeError> {

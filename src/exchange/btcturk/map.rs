@@ -141,6 +141,42 @@ pub fn open_order(
     })
 }
 
+/// An order from `allOrders` or `order/{id}`, open or finished: the status comes from BTCTurk's
+/// `status` (`Closed`/`Filled` → filled, `Canceled`, `Partial`, `Untouched`), or from
+/// `leftAmount` when absent. A closed order without `leftAmount` counts as fully filled.
+///
+/// # Errors
+/// As [`open_order`], and an unknown `status`.
+pub fn any_order(
+    ep: Endpoint,
+    path: &str,
+    w: &WireOrder,
+    asked: Option<&Symbol>,
+) -> Result<Order, ExchangeError> {
+    let mut o = open_order(ep, path, w, asked)?;
+    let done = w.left_amount.is_some_and(|l| l <= Decimal::ZERO);
+    o.status = match &w.status {
+        Some(WireStatus::Closed | WireStatus::Filled) => {
+            if w.left_amount.is_none() {
+                o.filled_qty = o.qty;
+            }
+            OrderStatus::Filled
+        }
+        Some(WireStatus::Canceled) => OrderStatus::Canceled,
+        Some(WireStatus::Partial) => OrderStatus::PartiallyFilled,
+        Some(WireStatus::Untouched) => o.status,
+        None if done => OrderStatus::Filled,
+        None => o.status,
+        Some(WireStatus::Other(s)) => {
+            return Err(bad_data(
+                ep,
+                format!("{path}.status: unknown order status {s:?}"),
+            ));
+        }
+    };
+    Ok(o)
+}
+
 /// The pair of a user trade (`numeratorSymbol` + `denominatorSymbol`).
 ///
 /// # Errors
@@ -314,6 +350,42 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "GET /api/v1/openOrders: data.bids[0].type: unknown order side \"hold\""
+        );
+    }
+
+    #[test]
+    fn finished_orders_take_their_status_from_btcturk() {
+        let body = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/btcturk/trcrypto/all-orders.json"
+        ))
+        .unwrap();
+        let mut w = crate::exchange::btcturk::wire::parse_all_orders(&body).unwrap()[0].clone();
+        let ep = Endpoint::AllOrders;
+        let o = any_order(ep, "data[0]", &w, None).unwrap();
+        assert_eq!(
+            (o.status, o.client_id.as_str()),
+            (OrderStatus::Open, "test")
+        );
+        w.status = Some(WireStatus::Closed);
+        let o = any_order(ep, "data[0]", &w, None).unwrap();
+        assert_eq!(
+            (o.status, o.filled_qty.value()),
+            (OrderStatus::Filled, d("0.001"))
+        );
+        w.status = Some(WireStatus::Canceled);
+        w.left_amount = Some(d("0.0004"));
+        let o = any_order(ep, "data[0]", &w, None).unwrap();
+        assert_eq!(
+            (o.status, o.filled_qty.value()),
+            (OrderStatus::Canceled, d("0.0006"))
+        );
+        w.status = Some(WireStatus::Other("Frozen".into()));
+        let e = any_order(ep, "data[0]", &w, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("data[0].status: unknown order status \"Frozen\""),
+            "{e}"
         );
     }
 
