@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod endpoint;
+pub mod feed;
 pub mod map;
 pub mod policy;
 pub mod ratelimit;
