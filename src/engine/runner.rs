@@ -224,10 +224,21 @@ impl Runner {
             .collect();
         let simulated = venue.simulated;
         let (live_armed, gate) = (arming.live, arming.reason);
+        // A cycle that crashed after writing its outbox but before its commit left orders with
+        // its id: never reuse it, or a client order id could repeat.
+        let last_outbox_cycle = store
+            .orders()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|o| o.cycle_id)
+            .max()
+            .unwrap_or(0);
         let next_cycle_id = store
             .last_cycle_id()
             .map_err(|e| e.to_string())?
-            .map_or(1, |c| c + 1);
+            .unwrap_or(0)
+            .max(last_outbox_cycle)
+            + 1;
         let shell = Shell {
             symbols: bot.symbols.clone(),
             specs: venue

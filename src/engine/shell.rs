@@ -204,6 +204,7 @@ impl Shell {
                 updated_ms: now_ms,
             };
             self.store.upsert_orders(std::slice::from_ref(&order))?;
+            crash_point("after_outbox");
             self.live_orders.insert(order.client_id.clone(), order);
             let request = OrderRequest {
                 client_id: p.client_id.clone(),
@@ -212,7 +213,9 @@ impl Shell {
                 price: p.price,
                 qty: p.qty,
             };
-            match self.exchange.submit(&request).await {
+            let answer = self.exchange.submit(&request).await;
+            crash_point("after_send");
+            match answer {
                 Ok(ack) => {
                     if let Some(o) = self.live_orders.get_mut(&p.client_id) {
                         o.exchange_id = Some(ack.exchange_id);
@@ -290,6 +293,7 @@ impl Shell {
             eval_us,
             fingerprint,
         };
+        crash_point("before_commit");
         self.store.commit_cycle(&record)?;
         self.states = decision.states.clone();
         sc.stats.rule_errors_last_cycle = i64::try_from(
@@ -329,6 +333,15 @@ impl Shell {
         }
         order.updated_ms = now_ms;
         sc.changed.insert(client_id, order.clone());
+    }
+}
+
+/// Crash-test hook: when `BTCBOT_CRASH_AT` names this point (`after_outbox`, `after_send`,
+/// `before_commit`), the process aborts there, as a power cut would. Unset in normal runs.
+fn crash_point(name: &str) {
+    if std::env::var("BTCBOT_CRASH_AT").is_ok_and(|v| v == name) {
+        eprintln!("BTCBOT_CRASH_AT={name}: aborting");
+        std::process::abort();
     }
 }
 

@@ -245,3 +245,92 @@ pub fn btctry_input(cash: &str, intents: Option<Vec<Intent>>) -> CycleInput {
 pub fn small_buy() -> Intent {
     intent("BTCTRY", Side::Buy, "3500000", "0.0002")
 }
+
+/// The simulated exchange's test account key pair (the published signing test vector).
+pub const SIM_KEY: &str = "test-public-key";
+pub const SIM_SECRET: &str = "dGVzdC1zZWNyZXQta2V5LWZvci11bml0LXRlc3Rz";
+
+/// `configs/paper` copied into `dir`, pointed at `base_url`, with `replacements` applied to
+/// every file (e.g. a short order TTL).
+pub fn paper_config(dir: &Path, base_url: &str, replacements: &[(&str, &str)]) -> PathBuf {
+    let cfg = dir.join("paper");
+    fs::create_dir_all(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    for name in [
+        "risk.yaml",
+        "strategy.yaml",
+        "rules.yaml",
+        "credentials.yaml",
+        "bot.yaml",
+    ] {
+        let mut text = fs::read_to_string(repo_root().join("configs/paper").join(name))
+            .unwrap_or_else(|e| panic!("{e}"));
+        text = text
+            .replace(
+                "dir: ../../rules",
+                &format!("dir: {}", yaml_path(&repo_root().join("rules"))),
+            )
+            .replace("http://127.0.0.1:8080", base_url);
+        for (from, to) in replacements {
+            text = text.replace(from, to);
+        }
+        fs::write(cfg.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    cfg
+}
+
+/// Moves a simulated market one event every `every` until `stop`; returns the events moved.
+pub fn drive_market(
+    sim: std::sync::Arc<btcbot::exchange::sim::SimHandle>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    every: std::time::Duration,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut moved = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            moved += sim.advance_events(1).unwrap_or(0);
+            std::thread::sleep(every);
+        }
+        moved
+    })
+}
+
+/// Asserts the bot's database and the simulated exchange agree: no client order id placed
+/// twice, every exchange trade in the ledger exactly once, and the ledger's balances equal the
+/// exchange's to the last digit.
+pub fn assert_ledger_matches_sim(db: &Path, sim: &btcbot::exchange::sim::SimHandle, key: &str) {
+    use btcbot::ledger::Ledger;
+    use btcbot::store::Store;
+    let store = Store::open_read_only(db).unwrap_or_else(|e| panic!("{e}"));
+    for o in sim.orders(key) {
+        let placed = sim.placed_count(key, &o.client_id);
+        assert!(
+            placed <= 1,
+            "client order id {} placed {placed} times",
+            o.client_id
+        );
+    }
+    let fills = store.fills().unwrap_or_else(|e| panic!("{e}"));
+    let mut ours: Vec<String> = fills.iter().map(|f| f.trade_id.clone()).collect();
+    let mut theirs: Vec<String> = sim.trades(key).iter().map(|t| t.id.to_string()).collect();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "the ledger's fills vs the exchange's trades");
+    let baseline = store
+        .meta_value("ledger_starting_cash_TRY")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .and_then(|t| Decimal::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("no ledger baseline stored"));
+    let ledger = Ledger::rebuild("TRY", baseline, &fills).unwrap_or_else(|e| panic!("{e}"));
+    let balances = sim.balances(key).unwrap_or_default();
+    let at_sim = |asset: &str| {
+        balances
+            .iter()
+            .find(|b| b.asset == asset)
+            .map_or(Decimal::ZERO, |b| b.free + b.locked)
+    };
+    assert_eq!(ledger.cash, at_sim("TRY"), "TRY: ledger vs exchange");
+    for (symbol, holding) in &ledger.positions {
+        let base = symbol.as_str().trim_end_matches("TRY");
+        assert_eq!(holding.qty, at_sim(base), "{base}: ledger vs exchange");
+    }
+}
