@@ -132,12 +132,30 @@ fn loud(n: u64) -> bool {
     n <= 10 || n.is_multiple_of(100)
 }
 
+/// An `obdiff` join sent and its 431 not yet received.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    since: Instant,
+    /// The server acked the join (`join|obdiff:SYMBOL`): from now on a 432 before the 431 is a
+    /// protocol error, while before it a 432 may still be in flight from the left subscription.
+    acked: bool,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            acked: false,
+        }
+    }
+}
+
 struct Session<'a> {
     shared: &'a Shared,
     config: &'a FeedConfig,
     joined: bool,
-    /// `obdiff` joins awaiting their 431, with when they were sent.
-    pending: HashMap<Symbol, Instant>,
+    /// `obdiff` joins awaiting their 431.
+    pending: HashMap<Symbol, Pending>,
     /// Data arrived on this connection.
     healthy: bool,
 }
@@ -251,7 +269,7 @@ impl<'a> Session<'a> {
         let late: Vec<Symbol> = self
             .pending
             .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= self.config.snapshot_timeout)
+            .filter(|(_, p)| now.duration_since(p.since) >= self.config.snapshot_timeout)
             .map(|(s, _)| s.clone())
             .collect();
         let mut out = Vec::new();
@@ -264,7 +282,6 @@ impl<'a> Session<'a> {
 
     fn join_all(&mut self) -> Vec<Message> {
         self.joined = true;
-        let now = Instant::now();
         let mut out = Vec::new();
         for s in &self.config.symbols {
             out.push(subscription("obdiff", s.as_str(), true));
@@ -274,7 +291,7 @@ impl<'a> Session<'a> {
             if self.config.trades {
                 out.push(subscription("trade", s.as_str(), true));
             }
-            self.pending.insert(s.clone(), now);
+            self.pending.insert(s.clone(), Pending::new());
         }
         out
     }
@@ -289,7 +306,7 @@ impl<'a> Session<'a> {
                 s.invalidate(last);
             }
         }
-        self.pending.insert(symbol.clone(), Instant::now());
+        self.pending.insert(symbol.clone(), Pending::new());
         vec![
             subscription("obdiff", symbol.as_str(), false),
             subscription("obdiff", symbol.as_str(), true),
@@ -333,7 +350,14 @@ impl<'a> Session<'a> {
         match frame {
             Frame::Hello if !self.joined => return self.join_all(),
             Frame::Hello => self.ignore("a second hello"),
-            Frame::Ack { ok: true, .. } => {}
+            Frame::Ack { ok: true, message } => {
+                let joined = message.strip_prefix("join|obdiff:").map(Symbol::new);
+                if let Some(Ok(s)) = joined
+                    && let Some(p) = self.pending.get_mut(&s)
+                {
+                    p.acked = true;
+                }
+            }
             Frame::Ack { ok: false, message } => {
                 tracing::warn!(%message, "feed: subscription refused");
             }
@@ -356,10 +380,18 @@ impl<'a> Session<'a> {
                     self.ignore("a diff of another subscription");
                     return Vec::new();
                 }
-                if self.pending.contains_key(&f.symbol) {
-                    // In flight before the leave, or the server sent no snapshot yet.
-                    self.ignore("a diff while awaiting a snapshot");
-                    return Vec::new();
+                match self.pending.get(&f.symbol) {
+                    Some(p) if p.acked => {
+                        tracing::warn!(symbol = %f.symbol,
+                            "feed: a diff before the snapshot; resubscribing");
+                        return self.resubscribe(&f.symbol);
+                    }
+                    Some(_) => {
+                        // Sent before the server saw our leave: not ours to apply.
+                        self.ignore("a diff while awaiting a snapshot");
+                        return Vec::new();
+                    }
+                    None => {}
                 }
                 let applied = {
                     let mut st = self.shared.lock();
