@@ -313,7 +313,8 @@ async fn garbage_pings_bad_diffs_and_silence_against_a_scripted_server() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let mut config = feed_config(url, &["BTCTRY"]);
-    config.silence_timeout = Duration::from_millis(700);
+    config.silence_timeout = Duration::from_millis(900);
+    config.snapshot_timeout = Duration::from_millis(500);
     let feed = MarketFeed::start(config).unwrap();
     let s = sym("BTCTRY");
     let top = |feed: &MarketFeed| feed_top(feed, "BTCTRY");
@@ -428,11 +429,21 @@ async fn garbage_pings_bad_diffs_and_silence_against_a_scripted_server() {
         "not applied"
     );
 
+    // No snapshot follows: after `snapshot_timeout` the join is repeated.
+    let asked = Instant::now();
+    assert_eq!(recv(&mut ws).await, sub("obdiff", false));
+    assert_eq!(recv(&mut ws).await, sub("obdiff", true));
+    assert!(
+        asked.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(feed.counters().resubscribes, 3);
+
     // Silence: the feed gives up on this connection and comes back.
-    let silent = Instant::now();
     let mut second = accept(&listener).await;
-    let waited = silent.elapsed();
-    assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    let waited = asked.elapsed();
+    assert!(waited >= Duration::from_millis(800), "{waited:?}");
     assert_eq!(feed.counters().silence_timeouts, 1);
     assert_eq!(feed.counters().connects, 2);
     drop(ws);
@@ -441,7 +452,7 @@ async fn garbage_pings_bad_diffs_and_silence_against_a_scripted_server() {
     send(&mut second, book(432, 5, json!([]), json!([]))).await;
     assert_eq!(recv(&mut second).await, sub("obdiff", false));
     assert_eq!(recv(&mut second).await, sub("obdiff", true));
-    assert_eq!(feed.counters().resubscribes, 3);
+    assert_eq!(feed.counters().resubscribes, 4);
 
     // Stopping closes the connection politely.
     feed.shutdown().await;
