@@ -65,7 +65,32 @@ pub enum ExchangeSection {
         credentials_file: Option<PathBuf>,
         #[serde(default = "default_request_timeout")]
         request_timeout_ms: u64,
+        #[serde(default)]
+        retry: RetrySection,
     },
+}
+
+/// How reads are retried (order submissions never are: they are looked up instead).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    /// Extra attempts of a read after a transport error or a 5xx.
+    pub max_retries: u32,
+    /// First backoff step; doubles per attempt, jittered.
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// The longest `Retry-After` (429) a request waits out; longer fails the request.
+    pub retry_after_cap_ms: u64,
+}
+impl Default for RetrySection {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            backoff_base_ms: 250,
+            backoff_max_ms: 5_000,
+            retry_after_cap_ms: 60_000,
+        }
+    }
 }
 
 fn default_request_timeout() -> u64 {

@@ -11,8 +11,8 @@ mod validate;
 
 pub use files::{
     BotFile, CycleSection, DatabaseSection, ExchangeSection, FeesSection, LimitsSection,
-    OrdersSection, RiskFile, RulesFile, SandboxSection, SandboxSection as SandboxLimits,
-    ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
+    OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
+    SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
 

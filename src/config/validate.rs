@@ -90,8 +90,19 @@ impl Validator {
                 base_url,
                 simulated,
                 request_timeout_ms,
+                retry,
                 ..
             } => {
+                if retry.max_retries > 10 {
+                    self.err(F, "exchange.retry.max_retries", "must be at most 10");
+                }
+                if retry.backoff_base_ms > retry.backoff_max_ms {
+                    self.err(
+                        F,
+                        "exchange.retry.backoff_base_ms",
+                        "must not exceed exchange.retry.backoff_max_ms",
+                    );
+                }
                 let plain = base_url.starts_with("http://");
                 if !plain && !base_url.starts_with("https://") {
                     self.err(

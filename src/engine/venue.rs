@@ -110,6 +110,7 @@ pub async fn open(
             base_url,
             simulated,
             request_timeout_ms,
+            retry,
             ..
         } => {
             let has_credentials = credentials.is_some();
@@ -120,6 +121,10 @@ pub async fn open(
             cfg.rest.rate_limits = !*simulated;
             cfg.fills_not_before_ms = Some(fills_not_before_ms);
             cfg.rest.timeout = Duration::from_millis(*request_timeout_ms);
+            cfg.rest.max_retries = retry.max_retries;
+            cfg.rest.backoff_base = Duration::from_millis(retry.backoff_base_ms);
+            cfg.rest.backoff_max = Duration::from_millis(retry.backoff_max_ms);
+            cfg.rest.retry_after_cap = Duration::from_millis(retry.retry_after_cap_ms);
             let mut exchange = BtcturkExchange::new(cfg).map_err(|e| e.to_string())?;
             let specs = exchange.symbol_specs().await.map_err(|e| e.to_string())?;
             let starting_cash = if has_credentials {
