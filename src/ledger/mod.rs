@@ -9,12 +9,31 @@ use crate::engine::decide::{Holding, PortfolioInput};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// One position: the quantity held and what it cost (its cost basis), kept as a total rather
+/// than an average price so no division ever rounds the books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub qty: Decimal,
+    pub cost: Decimal,
+}
+
+impl Position {
+    /// Average cost per unit (zero when flat).
+    pub fn avg_cost(&self) -> Decimal {
+        if self.qty.is_zero() {
+            Decimal::ZERO
+        } else {
+            self.cost / self.qty
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
     pub quote_asset: String,
     /// Total quote balance (free + locked), as the fills imply.
     pub cash: Decimal,
-    pub positions: BTreeMap<Symbol, Holding>,
+    pub positions: BTreeMap<Symbol, Position>,
     pub realized_pnl: Decimal,
     pub fees: Decimal,
     pub fill_count: u64,
@@ -79,15 +98,12 @@ impl Ledger {
             .map_or(Decimal::ZERO, |h| h.qty);
         match f.side {
             Side::Buy => {
-                let pos = self.positions.entry(f.symbol.clone()).or_insert(Holding {
+                let pos = self.positions.entry(f.symbol.clone()).or_insert(Position {
                     qty: Decimal::ZERO,
-                    avg_cost: Decimal::ZERO,
+                    cost: Decimal::ZERO,
                 });
-                let new_qty = pos.qty + qty;
-                if !new_qty.is_zero() {
-                    pos.avg_cost = (pos.avg_cost * pos.qty + notional) / new_qty;
-                }
-                pos.qty = new_qty;
+                pos.qty += qty;
+                pos.cost += notional;
                 self.cash -= notional;
             }
             Side::Sell => {
@@ -100,11 +116,16 @@ impl Ledger {
                     });
                 }
                 if let Some(pos) = self.positions.get_mut(&f.symbol) {
-                    self.realized_pnl += (price - pos.avg_cost) * qty;
+                    // The share of the cost basis that leaves with the sold quantity; whatever
+                    // it rounds to, cash + cost basis stays exactly start − fees + realized.
+                    let released = if qty == pos.qty {
+                        pos.cost
+                    } else {
+                        pos.cost * qty / pos.qty
+                    };
+                    self.realized_pnl += notional - released;
+                    pos.cost -= released;
                     pos.qty -= qty;
-                    if pos.qty.is_zero() {
-                        pos.avg_cost = Decimal::ZERO;
-                    }
                 }
                 self.cash += notional;
             }
@@ -124,7 +145,7 @@ impl Ledger {
             + self
                 .positions
                 .iter()
-                .map(|(s, h)| h.qty * marks.get(s).copied().unwrap_or(h.avg_cost))
+                .map(|(s, p)| marks.get(s).map_or(p.cost, |m| p.qty * m))
                 .sum::<Decimal>()
     }
 
@@ -139,8 +160,16 @@ impl Ledger {
             positions: self
                 .positions
                 .iter()
-                .filter(|(_, h)| !h.qty.is_zero())
-                .map(|(s, h)| (s.clone(), h.clone()))
+                .filter(|(_, p)| !p.qty.is_zero())
+                .map(|(s, p)| {
+                    (
+                        s.clone(),
+                        Holding {
+                            qty: p.qty,
+                            avg_cost: p.avg_cost(),
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -178,7 +207,7 @@ mod tests {
         l.apply(&fill(1, Side::Buy, d("100"), d("10"))).unwrap();
         l.apply(&fill(2, Side::Buy, d("110"), d("10"))).unwrap();
         assert_eq!(
-            l.positions[&Symbol::new("BTCTRY").unwrap()].avg_cost,
+            l.positions[&Symbol::new("BTCTRY").unwrap()].avg_cost(),
             d("105")
         );
         l.apply(&fill(3, Side::Sell, d("120"), d("5"))).unwrap();
