@@ -28,6 +28,9 @@ impl Position {
     }
 }
 
+/// Decimal places of a cost basis released by a partial sell.
+const COST_SCALE: u32 = 12;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
     pub quote_asset: String,
@@ -116,12 +119,13 @@ impl Ledger {
                     });
                 }
                 if let Some(pos) = self.positions.get_mut(&f.symbol) {
-                    // The share of the cost basis that leaves with the sold quantity; whatever
+                    // The share of the cost basis that leaves with the sold quantity, rounded to
+                    // a fixed scale so later sums stay far inside Decimal's 28 digits; whatever
                     // it rounds to, cash + cost basis stays exactly start − fees + realized.
                     let released = if qty == pos.qty {
                         pos.cost
                     } else {
-                        pos.cost * qty / pos.qty
+                        (pos.cost * qty / pos.qty).round_dp(COST_SCALE)
                     };
                     self.realized_pnl += notional - released;
                     pos.cost -= released;
