@@ -109,6 +109,7 @@ async fn killing_the_bot_at_any_moment_never_duplicates_an_order_or_loses_a_fill
             ("ttl_ms: 120000", "ttl_ms: 400"),
             ("cooldown_s: 60", "cooldown_s: 1"),
             ("tests: tests", "tests: not-run-here"),
+            ("url: ws://127.0.0.1:8081", "enabled: false"),
             ("offset_bps: 5 ", "offset_bps: 10 "),
         ],
     );

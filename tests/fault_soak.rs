@@ -47,6 +47,7 @@ async fn the_bot_keeps_cycling_through_exchange_faults_without_duplicates_or_los
             ("ttl_ms: 120000", "ttl_ms: 400"),
             ("cooldown_s: 60", "cooldown_s: 1"),
             ("tests: tests", "tests: not-run-here"),
+            ("url: ws://127.0.0.1:8081", "enabled: false"),
             (
                 "request_timeout_ms: 5000",
                 "request_timeout_ms: 80\n  retry: {max_retries: 3, backoff_base_ms: 2, backoff_max_ms: 20, retry_after_cap_ms: 1000}",

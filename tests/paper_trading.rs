@@ -1,7 +1,8 @@
 //! Paper trading end to end: the real binary runs cycles against the simulated BTCTurk
 //! exchange over HTTP on loopback while the market moves; orders are placed, filled and
 //! canceled; a restart against the same database carries on; and the ledger rebuilt from the
-//! stored fills equals the exchange's balances to the last digit.
+//! stored fills equals the exchange's balances to the last digit. Books come from the sim's
+//! websocket feed (REST while the feed is not yet synced).
 
 mod common;
 
@@ -32,6 +33,7 @@ fn run_bot(cfg: &Path, db: &Path, cycles: u32, log: &Path) {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     assert!(status.success(), "bot failed:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
+    assert!(!text.contains("websocket feed off"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,12 +44,14 @@ async fn paper_cycles_against_the_sim_keep_the_ledger_equal_to_the_exchange() {
         secret_b64: SIM_SECRET.into(),
         balances: vec![("TRY".into(), Decimal::from(20_000))],
     };
-    let config = SimConfig::new(
+    let mut config = SimConfig::new(
         repo_root().join("data/replay/sample"),
         "127.0.0.1:0".parse().unwrap(),
         vec![account],
     );
+    config.ws_listen = Some("127.0.0.1:0".parse().unwrap());
     let sim = Arc::new(serve(config).await.unwrap());
+    let ws_url = format!("ws://{}", sim.ws_addr().unwrap());
     // A short TTL and a deeper limit offset, so some orders rest past their TTL and are canceled.
     let cfg = paper_config(
         tmp.path(),

@@ -67,7 +67,38 @@ pub enum ExchangeSection {
         request_timeout_ms: u64,
         #[serde(default)]
         retry: RetrySection,
+        /// The websocket market feed; absent = books over REST only.
+        #[serde(default)]
+        feed: Option<FeedSection>,
     },
+}
+
+/// BTCTurk's websocket market feed (books from 431/432 diffs, falling back to REST while stale).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedSection {
+    pub enabled: bool,
+    /// `wss://ws-feed-pro.btcturk.com`, or the simulated exchange's `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// Books older than this are not used (REST is).
+    pub max_age_ms: u64,
+    pub silence_timeout_ms: u64,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    pub max_connects_per_min: u32,
+}
+impl Default for FeedSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: "wss://ws-feed-pro.btcturk.com".into(),
+            max_age_ms: 5_000,
+            silence_timeout_ms: 45_000,
+            reconnect_min_ms: 4_000,
+            reconnect_max_ms: 60_000,
+            max_connects_per_min: 15,
+        }
+    }
 }
 
 /// How reads are retried (order submissions never are: they are looked up instead).

@@ -10,8 +10,8 @@ pub mod secrets;
 mod validate;
 
 pub use files::{
-    BotFile, CycleSection, DatabaseSection, ExchangeSection, FeesSection, LimitsSection,
-    OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
+    BotFile, CycleSection, DatabaseSection, ExchangeSection, FeedSection, FeesSection,
+    LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
     SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};

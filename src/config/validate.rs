@@ -91,8 +91,29 @@ impl Validator {
                 simulated,
                 request_timeout_ms,
                 retry,
+                feed,
                 ..
             } => {
+                if let Some(f) = feed.as_ref().filter(|f| f.enabled) {
+                    if !f.url.starts_with("ws://") && !f.url.starts_with("wss://") {
+                        self.err(F, "exchange.feed.url", "must start with wss:// or ws://");
+                    }
+                    // BTCTurk asks clients to wait at least 4 s between reconnects.
+                    if f.reconnect_min_ms < 4_000 && !*simulated {
+                        self.err(
+                            F,
+                            "exchange.feed.reconnect_min_ms",
+                            "must be at least 4000 for a real exchange",
+                        );
+                    }
+                    if f.max_connects_per_min == 0 || f.max_connects_per_min > 15 {
+                        self.err(
+                            F,
+                            "exchange.feed.max_connects_per_min",
+                            "must be between 1 and 15",
+                        );
+                    }
+                }
                 if retry.max_retries > 10 {
                     self.err(F, "exchange.retry.max_retries", "must be at most 10");
                 }

@@ -7,6 +7,7 @@ use crate::domain::SymbolSpec;
 use crate::exchange::Exchange;
 use crate::exchange::btcturk::auth::Credentials;
 use crate::exchange::btcturk::client::{BtcturkConfig, BtcturkExchange};
+use crate::exchange::btcturk::feed::FeedConfig;
 use crate::exchange::replay::{ReplayConfig, ReplayExchange};
 use rust_decimal::Decimal;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub async fn open(
             simulated,
             request_timeout_ms,
             retry,
+            feed,
             ..
         } => {
             let has_credentials = credentials.is_some();
@@ -125,6 +127,15 @@ pub async fn open(
             cfg.rest.backoff_base = Duration::from_millis(retry.backoff_base_ms);
             cfg.rest.backoff_max = Duration::from_millis(retry.backoff_max_ms);
             cfg.rest.retry_after_cap = Duration::from_millis(retry.retry_after_cap_ms);
+            if let Some(f) = feed.as_ref().filter(|f| f.enabled) {
+                let mut fc = FeedConfig::new(f.url.clone(), bot.symbols.clone());
+                fc.max_age = Duration::from_millis(f.max_age_ms);
+                fc.silence_timeout = Duration::from_millis(f.silence_timeout_ms);
+                fc.reconnect_min = Duration::from_millis(f.reconnect_min_ms);
+                fc.reconnect_max = Duration::from_millis(f.reconnect_max_ms);
+                fc.max_connects_per_min = f.max_connects_per_min;
+                cfg.feed = Some(fc);
+            }
             let mut exchange = BtcturkExchange::new(cfg).map_err(|e| e.to_string())?;
             let specs = exchange.symbol_specs().await.map_err(|e| e.to_string())?;
             let starting_cash = if has_credentials {

@@ -14,6 +14,7 @@
 
 use super::auth::Credentials;
 use super::endpoint::Endpoint;
+use super::feed::{self, FeedConfig, MarketFeed};
 use super::map;
 use super::rest::{CallError, Request, RestClient, RestConfig, local_ms};
 use super::wire::{self, FieldError, WireError, WireErrorKind, WireOrder};
@@ -50,6 +51,8 @@ pub struct BtcturkConfig {
     /// With cursor 0: the earliest trade time to read (ms); `None` reads BTCTurk's default
     /// window (the last 30 days).
     pub fills_not_before_ms: Option<i64>,
+    /// The websocket market feed; books come from it while fresh, from REST otherwise.
+    pub feed: Option<FeedConfig>,
 }
 
 impl BtcturkConfig {
@@ -67,6 +70,7 @@ impl BtcturkConfig {
             all_orders_limit: 100,
             fills_lookback: Duration::from_secs(300),
             fills_not_before_ms: None,
+            feed: None,
         }
     }
 }
@@ -80,6 +84,7 @@ pub struct BtcturkExchange {
     last_prints: HashMap<Symbol, TradePrint>,
     /// Trade ids already returned by `fills_since` (with their time, for pruning).
     delivered: BTreeMap<String, i64>,
+    feed: Option<MarketFeed>,
 }
 
 fn exchange_info_body(body: &str) -> Result<Vec<SymbolSpec>, WireError> {
@@ -110,7 +115,71 @@ impl BtcturkExchange {
             client_ids: HashMap::new(),
             last_prints: HashMap::new(),
             delivered: BTreeMap::new(),
+            feed: None,
         })
+    }
+
+    /// The websocket feed, once started (for metrics).
+    pub fn feed(&self) -> Option<&MarketFeed> {
+        self.feed.as_ref()
+    }
+
+    /// Books (and last prints) over REST, one orderbook request per symbol.
+    async fn market_rest(
+        &mut self,
+        symbols: &[Symbol],
+    ) -> Result<Vec<MarketSnapshot>, ExchangeError> {
+        let depth = self.config.book_depth.max(1).to_string();
+        let rest = &self.rest;
+        let want_trades = self.config.last_trade;
+        let fetches = symbols.iter().map(|s| {
+            let book_req = Request::new(Endpoint::OrderBook)
+                .query("pairSymbol", s.as_str())
+                .query("limit", depth.clone());
+            let trades_req = Request::new(Endpoint::Trades)
+                .query("pairSymbol", s.as_str())
+                .query("last", "1");
+            async move {
+                let book = rest.call(&book_req, wire::parse_orderbook).await;
+                let received = local_ms();
+                let print = if want_trades {
+                    rest.call_if_free(&trades_req, wire::parse_trades).await
+                } else {
+                    None
+                };
+                (book, received, print)
+            }
+        });
+        let results = join_all(fetches).await;
+        let mut out = Vec::new();
+        let mut first_error = None;
+        for (symbol, (book, received, print)) in symbols.iter().zip(results) {
+            match print {
+                Some(Ok(trades)) => {
+                    if let Some(p) = map::last_print(&trades) {
+                        self.last_prints.insert(symbol.clone(), p);
+                    }
+                }
+                Some(Err(e)) => tracing::debug!(%symbol, "btcturk: last trade: {}", e.error),
+                None => {}
+            }
+            match book {
+                Ok(book) => {
+                    let last = self.last_prints.get(symbol).cloned();
+                    if let Some(m) = map::snapshot(symbol, &book, last, received) {
+                        out.push(m);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%symbol, "btcturk: orderbook: {}", e.error);
+                    first_error.get_or_insert(e.error);
+                }
+            }
+        }
+        match first_error {
+            Some(e) if out.is_empty() && !symbols.is_empty() => Err(e),
+            _ => Ok(out),
+        }
     }
 
     /// The transport (stats, clock offset).
@@ -259,56 +328,46 @@ impl Exchange for BtcturkExchange {
 
     /// Symbols whose book fails to load are left out (with a warning) unless all fail.
     async fn market(&mut self, symbols: &[Symbol]) -> Result<Vec<MarketSnapshot>, ExchangeError> {
-        let depth = self.config.book_depth.max(1).to_string();
-        let rest = &self.rest;
-        let want_trades = self.config.last_trade;
-        let fetches = symbols.iter().map(|s| {
-            let book_req = Request::new(Endpoint::OrderBook)
-                .query("pairSymbol", s.as_str())
-                .query("limit", depth.clone());
-            let trades_req = Request::new(Endpoint::Trades)
-                .query("pairSymbol", s.as_str())
-                .query("last", "1");
-            async move {
-                let book = rest.call(&book_req, wire::parse_orderbook).await;
-                let received = local_ms();
-                let print = if want_trades {
-                    rest.call_if_free(&trades_req, wire::parse_trades).await
-                } else {
-                    None
-                };
-                (book, received, print)
-            }
-        });
-        let results = join_all(fetches).await;
-        let mut out = Vec::new();
-        let mut first_error = None;
-        for (symbol, (book, received, print)) in symbols.iter().zip(results) {
-            match print {
-                Some(Ok(trades)) => {
-                    if let Some(p) = map::last_print(&trades) {
-                        self.last_prints.insert(symbol.clone(), p);
-                    }
-                }
-                Some(Err(e)) => tracing::debug!(%symbol, "btcturk: last trade: {}", e.error),
-                None => {}
-            }
-            match book {
-                Ok(book) => {
-                    let last = self.last_prints.get(symbol).cloned();
-                    if let Some(m) = map::snapshot(symbol, &book, last, received) {
-                        out.push(m);
-                    }
-                }
+        // Fresh websocket books first; whatever the feed lacks (stale, resyncing, off) over REST.
+        if self.feed.is_none()
+            && let Some(fc) = self.config.feed.clone()
+        {
+            match MarketFeed::start(fc) {
+                Ok(f) => self.feed = Some(f),
                 Err(e) => {
-                    tracing::warn!(%symbol, "btcturk: orderbook: {}", e.error);
-                    first_error.get_or_insert(e.error);
+                    tracing::warn!("btcturk: websocket feed off: {e}");
+                    self.config.feed = None;
                 }
             }
         }
-        match first_error {
-            Some(e) if out.is_empty() && !symbols.is_empty() => Err(e),
-            _ => Ok(out),
+        let live = self
+            .feed
+            .as_ref()
+            .map_or_else(Vec::new, |f| f.snapshot(symbols, feed::wall_ms()));
+        for m in &live {
+            if let Some(p) = &m.last_trade {
+                self.last_prints.insert(m.symbol.clone(), p.clone());
+            }
+        }
+        let missing: Vec<Symbol> = symbols
+            .iter()
+            .filter(|s| !live.iter().any(|m| &m.symbol == *s))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(live);
+        }
+        match self.market_rest(&missing).await {
+            Ok(mut v) => {
+                v.extend(live);
+                v.sort_by_key(|m| symbols.iter().position(|s| *s == m.symbol));
+                Ok(v)
+            }
+            Err(e) if live.is_empty() => Err(e),
+            Err(e) => {
+                tracing::warn!("btcturk: REST fallback: {e}");
+                Ok(live)
+            }
         }
     }
 
