@@ -59,6 +59,7 @@ async fn paper_cycles_against_the_sim_keep_the_ledger_equal_to_the_exchange() {
         &[
             ("ttl_ms: 120000", "ttl_ms: 300"),
             ("offset_bps: 5 ", "offset_bps: 20 "),
+            ("ws://127.0.0.1:8081", &ws_url),
         ],
     );
     let db = tmp.path().join("paper.db");
