@@ -100,3 +100,33 @@ fn a_config_error_exits_non_zero_with_one_line_per_problem() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("config directory not found"), "{stderr}");
 }
+
+#[test]
+fn sigterm_finishes_the_cycle_in_flight_commits_and_exits_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("term.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .current_dir(repo())
+        .args(["run", "--no-watch", "--speed", "50", "--db"])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(stderr.contains("finishing the cycle in flight"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("run summary"));
+    let store = Store::open(&db, Durability::Normal).unwrap();
+    let cycles = store.cycles().unwrap();
+    assert!(
+        !cycles.is_empty() && cycles.len() < 5000,
+        "{} cycles",
+        cycles.len()
+    );
+}

@@ -66,13 +66,35 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: finishing the cycle in flight");
-                flag.store(true, Ordering::SeqCst);
-            }
+            shutdown_signal().await;
+            eprintln!("interrupted: finishing the cycle in flight");
+            flag.store(true, Ordering::SeqCst);
         });
         let summary = runner.run(&stop).await.map_err(|e| e.to_string())?;
         println!("{summary}");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -35,6 +35,9 @@ pub struct PortfolioInput {
     pub realized_pnl: Decimal,
     pub fees: Decimal,
     pub positions: BTreeMap<Symbol, Holding>,
+    /// The venue's total quote balance this cycle, when it could be read: the ledger's
+    /// `cash_total` should equal it.
+    pub venue_cash_total: Option<Decimal>,
 }
 
 /// Engine-side counters from the previous cycle, for the anomaly rules.
@@ -201,6 +204,9 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             equity,
             realized_pnl: p.realized_pnl,
             fees: p.fees,
+            cash_mismatch: p
+                .venue_cash_total
+                .map_or(Decimal::ZERO, |v| v - p.cash_total),
             positions: Arc::new(positions),
         },
         open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),

@@ -107,11 +107,17 @@ impl Shell {
                 Vec::new()
             }
         };
-        let free_cash = match self.exchange.account().await {
-            Ok(a) => a.free(&self.ledger.quote_asset),
+        let (free_cash, venue_cash_total) = match self.exchange.account().await {
+            Ok(a) => {
+                let quote = a.balance(&self.ledger.quote_asset);
+                (
+                    quote.map_or(Decimal::ZERO, |b| b.free),
+                    Some(quote.map_or(Decimal::ZERO, |b| b.total())),
+                )
+            }
             Err(e) => {
                 sc.exchange_error(&e);
-                Decimal::ZERO // fail closed: no known cash, no buys
+                (Decimal::ZERO, None) // fail closed: no known cash, no buys
             }
         };
         let fills: Vec<(u64, Fill)> = match self.exchange.fills_since(self.fill_cursor).await {
@@ -167,7 +173,7 @@ impl Shell {
             symbols: self.symbols.clone(),
             markets,
             specs: self.specs.clone(),
-            portfolio: self.ledger.portfolio(free_cash),
+            portfolio: self.ledger.portfolio(free_cash, venue_cash_total),
             open_orders,
             stats: self.last_stats.clone(),
             engine_mode: floor,

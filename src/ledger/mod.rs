@@ -154,8 +154,13 @@ impl Ledger {
     }
 
     /// The figures the rules see; `free_cash` is the exchange's free quote balance.
-    pub fn portfolio(&self, free_cash: Decimal) -> PortfolioInput {
+    pub fn portfolio(
+        &self,
+        free_cash: Decimal,
+        venue_cash_total: Option<Decimal>,
+    ) -> PortfolioInput {
         PortfolioInput {
+            venue_cash_total,
             quote_asset: self.quote_asset.clone(),
             cash: free_cash,
             cash_total: self.cash,

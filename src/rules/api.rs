@@ -57,6 +57,8 @@ pub struct PortfolioView {
     pub equity: Decimal,
     pub realized_pnl: Decimal,
     pub fees: Decimal,
+    /// The venue's quote balance minus the ledger's (zero when the venue was not read).
+    pub cash_mismatch: Decimal,
     pub positions: Arc<BTreeMap<String, PositionView>>,
 }
 
@@ -201,6 +203,7 @@ fn register_portfolio(engine: &mut Engine) {
         .register_get("equity", |p: &mut PortfolioView| p.equity)
         .register_get("realized_pnl", |p: &mut PortfolioView| p.realized_pnl)
         .register_get("fees", |p: &mut PortfolioView| p.fees)
+        .register_get("cash_mismatch", |p: &mut PortfolioView| p.cash_mismatch)
         .register_get("gross_exposure", |p: &mut PortfolioView| {
             p.positions
                 .values()

@@ -92,6 +92,9 @@ struct CasePortfolio {
     fees: Decimal,
     #[serde(default)]
     positions: BTreeMap<Symbol, CaseHolding>,
+    /// The venue's quote balance, when the case compares it with the ledger's.
+    #[serde(default)]
+    venue_cash_total: Option<Decimal>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,6 +315,7 @@ fn build_input(c: &CaseInput, specs: &BTreeMap<Symbol, SymbolSpec>) -> Result<Cy
             cash_total: p.cash_total.unwrap_or(p.cash),
             realized_pnl: p.realized_pnl,
             fees: p.fees,
+            venue_cash_total: p.venue_cash_total,
             positions: p
                 .positions
                 .iter()
