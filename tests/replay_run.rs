@@ -105,7 +105,7 @@ fn a_config_error_exits_non_zero_with_one_line_per_problem() {
 fn sigterm_finishes_the_cycle_in_flight_commits_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("term.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+    let child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .current_dir(repo())
         .args(["run", "--no-watch", "--speed", "50", "--db"])
         .arg(&db)

@@ -6,10 +6,10 @@ use crate::domain::{Anomaly, Intent, Mode, Price, Qty, Severity, Side, Symbol, V
 use rhai::{Array, Dynamic, Map};
 use rust_decimal::Decimal;
 
-fn as_map(v: &Dynamic, what: &str) -> Result<Map, String> {
-    v.clone()
-        .try_cast::<Map>()
-        .ok_or_else(|| format!("{what} must be a map, got {}", v.type_name()))
+fn as_map(v: Dynamic, what: &str) -> Result<Map, String> {
+    let type_name = v.type_name();
+    v.try_cast::<Map>()
+        .ok_or_else(|| format!("{what} must be a map, got {type_name}"))
 }
 
 fn as_array(v: Dynamic, what: &str) -> Result<Array, String> {
@@ -65,7 +65,7 @@ pub fn money(v: &Dynamic, what: &str) -> Result<Decimal, String> {
 pub fn parse_anomalies(v: Dynamic) -> Result<Vec<Anomaly>, String> {
     let items = as_array(v, "anomalies() result")?;
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let what = format!("anomalies()[{i}]");
         let m = as_map(item, &what)?;
         check_keys(
@@ -93,7 +93,7 @@ pub fn parse_anomalies(v: Dynamic) -> Result<Vec<Anomaly>, String> {
             _ => None,
         };
         let detail = match m.get("detail") {
-            Some(d) if !d.is_unit() => as_map(d, &format!("{what}.detail"))?
+            Some(d) if !d.is_unit() => as_map(d.clone(), &format!("{what}.detail"))?
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
@@ -115,7 +115,7 @@ pub fn parse_anomalies(v: Dynamic) -> Result<Vec<Anomaly>, String> {
 /// When the value is not such a map or names no mode.
 pub fn parse_mode(v: Dynamic) -> Result<(Mode, Vec<String>), String> {
     let what = "degrade() result";
-    let m = as_map(&v, what)?;
+    let m = as_map(v, what)?;
     check_keys(&m, &["mode", "reasons"], &["mode"], what)?;
     let mode = Mode::parse(&text(&m, "mode", what)?).map_err(|e| format!("{what}.mode: {e}"))?;
     let reasons = match m.get("reasons") {
@@ -141,7 +141,7 @@ pub fn parse_mode(v: Dynamic) -> Result<(Mode, Vec<String>), String> {
 pub fn parse_intents(v: Dynamic) -> Result<Vec<Intent>, String> {
     let items = as_array(v, "strategy() result")?;
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         let what = format!("strategy()[{i}]");
         let m = as_map(item, &what)?;
         check_keys(
