@@ -223,11 +223,57 @@ pub struct LimitsSection {
     pub cooldown_s: Decimal,
     pub max_daily_loss: Decimal,
     pub max_drawdown: Decimal,
+    /// TRY lost since Monday 00:00 UTC (mark to market) that stops trading.
+    #[serde(default = "defaults::max_weekly_loss")]
+    pub max_weekly_loss: Decimal,
+    /// Σ |position notional| above which only risk-reducing orders pass.
+    #[serde(default = "defaults::max_gross_exposure")]
+    pub max_gross_exposure: Decimal,
+    /// Largest position over equity (a ratio, at most 1) above which only reducing orders pass.
+    #[serde(default = "defaults::max_position_pct")]
+    pub max_position_pct: Decimal,
+    /// Quote-currency fees of the current UTC day above which only reducing orders pass.
+    #[serde(default = "defaults::max_daily_fees")]
+    pub max_daily_fees: Decimal,
+    /// Consecutive losing sells that move the bot to reduce_only.
+    #[serde(default = "defaults::max_consecutive_losses")]
+    pub max_consecutive_losses: Decimal,
+    /// A position whose mark is this fraction (at most 1) below its average cost is exited.
+    #[serde(default = "defaults::stop_loss_pct")]
+    pub stop_loss_pct: Decimal,
+    /// Order size multiplier in reduce_only (at most 1).
+    #[serde(default = "defaults::reduce_only_size_factor")]
+    pub reduce_only_size_factor: Decimal,
+}
+
+mod defaults {
+    use rust_decimal::Decimal;
+    pub fn max_weekly_loss() -> Decimal {
+        Decimal::from(2500)
+    }
+    pub fn max_gross_exposure() -> Decimal {
+        Decimal::from(10000)
+    }
+    pub fn max_position_pct() -> Decimal {
+        Decimal::new(30, 2)
+    }
+    pub fn max_daily_fees() -> Decimal {
+        Decimal::from(100)
+    }
+    pub fn max_consecutive_losses() -> Decimal {
+        Decimal::from(3)
+    }
+    pub fn stop_loss_pct() -> Decimal {
+        Decimal::new(5, 2)
+    }
+    pub fn reduce_only_size_factor() -> Decimal {
+        Decimal::new(5, 1)
+    }
 }
 
 impl LimitsSection {
     /// `(key, value)` pairs in file order, for validation and for the rules' `ctx.limits`.
-    pub fn entries(&self) -> [(&'static str, Decimal); 11] {
+    pub fn entries(&self) -> [(&'static str, Decimal); 18] {
         [
             ("max_order_notional", self.max_order_notional),
             ("max_position_notional", self.max_position_notional),
@@ -243,6 +289,13 @@ impl LimitsSection {
             ("cooldown_s", self.cooldown_s),
             ("max_daily_loss", self.max_daily_loss),
             ("max_drawdown", self.max_drawdown),
+            ("max_weekly_loss", self.max_weekly_loss),
+            ("max_gross_exposure", self.max_gross_exposure),
+            ("max_position_pct", self.max_position_pct),
+            ("max_daily_fees", self.max_daily_fees),
+            ("max_consecutive_losses", self.max_consecutive_losses),
+            ("stop_loss_pct", self.stop_loss_pct),
+            ("reduce_only_size_factor", self.reduce_only_size_factor),
         ]
     }
 }

@@ -159,6 +159,19 @@ impl Validator {
                 );
             }
         }
+        for (key, v) in [
+            ("max_position_pct", r.limits.max_position_pct),
+            ("stop_loss_pct", r.limits.stop_loss_pct),
+            ("reduce_only_size_factor", r.limits.reduce_only_size_factor),
+        ] {
+            if v > Decimal::ONE {
+                self.err(
+                    "risk.yaml",
+                    &format!("limits.{key}"),
+                    format!("is a fraction and must be at most 1, got {v}"),
+                );
+            }
+        }
     }
 
     pub fn rules(&mut self, r: &RulesFile) {

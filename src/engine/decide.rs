@@ -38,6 +38,21 @@ pub struct PortfolioInput {
     /// The venue's total quote balance this cycle, when it could be read: the ledger's
     /// `cash_total` should equal it.
     pub venue_cash_total: Option<Decimal>,
+    /// Realized PnL and quote fees of fills in the current UTC day / ISO week (market time).
+    pub realized_today: Decimal,
+    pub fees_today: Decimal,
+    pub realized_week: Decimal,
+    /// Consecutive sell orders that lost money net of their fee.
+    pub loss_streak: i64,
+    /// The highest equity of any earlier cycle (`None` on a fresh database).
+    pub peak_equity: Option<Decimal>,
+    /// Equity at the end of the last cycle before the current UTC day / ISO week began
+    /// (`None` when the database has no earlier cycle: the period starts now).
+    pub day_start_equity: Option<Decimal>,
+    pub week_start_equity: Option<Decimal>,
+    /// Per symbol: the venue's base balance, less what it held when this database started,
+    /// minus the ledger's position. Only symbols whose balance was read and differs.
+    pub qty_mismatch: BTreeMap<Symbol, Decimal>,
 }
 
 /// Engine-side counters from the previous cycle, for the anomaly rules.
@@ -48,6 +63,11 @@ pub struct CycleStats {
     pub rule_errors_last_cycle: i64,
     /// Wall time the shell spent observing the exchange this cycle.
     pub observe_latency_ms: i64,
+    /// Consecutive cycles, while orders were working at a real venue, in which the fill cursor
+    /// did not move although an order's filled quantity did, or the fills could not be read.
+    pub cursor_stall_cycles: i64,
+    /// |our clock − the exchange's| as seen on this cycle's freshest book (0 in a replay).
+    pub clock_skew_ms: i64,
 }
 
 /// Everything one cycle decides on.
@@ -142,23 +162,22 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
         })
         .collect();
     let p = &input.portfolio;
-    let positions: BTreeMap<String, PositionView> = p
+    let valuation = super::valuation::value(p, &input.markets);
+    let positions: BTreeMap<String, PositionView> = valuation
         .positions
         .iter()
-        .map(|(s, h)| {
-            let mark = markets.get(s.as_str()).map_or(h.avg_cost, |m| m.mid);
+        .map(|m| {
             (
-                s.as_str().to_string(),
+                m.symbol.as_str().to_string(),
                 PositionView {
-                    symbol: s.as_str().into(),
-                    qty: h.qty,
-                    avg_cost: h.avg_cost,
-                    mark,
+                    symbol: m.symbol.as_str().into(),
+                    qty: m.qty,
+                    avg_cost: m.avg_cost,
+                    mark: m.mark,
                 },
             )
         })
         .collect();
-    let equity = p.cash_total + positions.values().map(|x| x.qty * x.mark).sum::<Decimal>();
     let mut open_orders: BTreeMap<String, INT> = BTreeMap::new();
     for o in &input.open_orders {
         *open_orders
@@ -171,6 +190,8 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
         s.exchange_errors_last_cycle,
         s.rule_errors_last_cycle,
         s.observe_latency_ms,
+        s.cursor_stall_cycles,
+        s.clock_skew_ms,
     ];
     let stats: Map = STAT_KEYS
         .iter()
@@ -201,12 +222,28 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             quote_asset: p.quote_asset.as_str().into(),
             cash: p.cash,
             cash_total: p.cash_total,
-            equity,
+            equity: valuation.equity,
             realized_pnl: p.realized_pnl,
+            unrealized_pnl: valuation.unrealized_pnl,
             fees: p.fees,
             cash_mismatch: p
                 .venue_cash_total
                 .map_or(Decimal::ZERO, |v| v - p.cash_total),
+            qty_mismatch: p
+                .qty_mismatch
+                .iter()
+                .map(|(s, q)| (s.as_str().into(), Dynamic::from_decimal(*q)))
+                .collect(),
+            peak_equity: valuation.peak_equity,
+            drawdown: valuation.drawdown,
+            pnl_today: valuation.pnl_today,
+            pnl_week: valuation.pnl_week,
+            realized_today: p.realized_today,
+            fees_today: p.fees_today,
+            realized_week: p.realized_week,
+            loss_streak: p.loss_streak,
+            gross_exposure: valuation.gross_exposure,
+            largest_position_pct: valuation.largest_position_pct,
             positions: Arc::new(positions),
         },
         open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),
@@ -247,16 +284,33 @@ fn anomalies_to_dynamic(anomalies: &[Anomaly]) -> Dynamic {
     )
 }
 
-/// Dedupes by (code, severity, symbol), keeping the first.
+/// Keeps one anomaly per (code, severity): the first. When the duplicates named other symbols,
+/// the kept one lists them all in a `symbols` detail so nothing seen is lost.
 fn dedupe(anomalies: &mut Vec<Anomaly>) {
-    let mut seen = std::collections::BTreeSet::new();
-    anomalies.retain(|a| {
-        seen.insert((
-            a.code.clone(),
-            a.severity,
-            a.symbol.as_ref().map(|s| s.as_str().to_string()),
-        ))
-    });
+    let mut kept: Vec<Anomaly> = Vec::with_capacity(anomalies.len());
+    let mut symbols: Vec<Vec<String>> = Vec::new();
+    for a in anomalies.drain(..) {
+        let symbol = a.symbol.as_ref().map(|s| s.as_str().to_string());
+        if let Some(i) = kept
+            .iter()
+            .position(|k| k.code == a.code && k.severity == a.severity)
+        {
+            if let Some(s) = symbol
+                && !symbols[i].contains(&s)
+            {
+                symbols[i].push(s);
+            }
+        } else {
+            symbols.push(symbol.into_iter().collect());
+            kept.push(a);
+        }
+    }
+    for (a, syms) in kept.iter_mut().zip(symbols) {
+        if syms.len() > 1 {
+            a.detail.push(("symbols".into(), syms.join(",")));
+        }
+    }
+    *anomalies = kept;
 }
 
 /// Checks every map and array in a script's state against the sandbox size limits.
@@ -297,9 +351,8 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
         accepted_count: 0,
         accepted_notional: Decimal::ZERO,
     };
-    let run = |stage: Stage, state: &mut Dynamic, args: Vec<Dynamic>| {
+    let run_entry = |stage: Stage, entry: &str, state: &mut Dynamic, args: Vec<Dynamic>| {
         let script = rules.script(stage);
-        let (entry, _) = stage.entry();
         if state.is_unit() {
             *state = Dynamic::from_map(Map::new());
         }
@@ -325,6 +378,9 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
             }
         }
         (result, cost)
+    };
+    let run = |stage: Stage, state: &mut Dynamic, args: Vec<Dynamic>| {
+        run_entry(stage, stage.entry().0, state, args)
     };
 
     // anomaly.rhai
@@ -362,6 +418,35 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
         }
     };
 
+    // risk.rhai's budget: the same monotonic rule, it can only tighten the mode.
+    let (mode, mode_reasons) = if rules.has_budget {
+        let (result, cost) = run_entry(
+            Stage::Risk,
+            crate::rules::ruleset::BUDGET_ENTRY,
+            &mut states[Stage::Risk as usize],
+            vec![Dynamic::from(ctx(Stage::Risk, mode))],
+        );
+        costs[Stage::Risk as usize] = cost;
+        match result.map_err(|e| e.to_string()).and_then(parse_mode) {
+            Ok((budget_mode, reasons)) => {
+                let tightened = mode.tighten(budget_mode);
+                let mut all = mode_reasons;
+                if budget_mode != Mode::Normal {
+                    all.extend(reasons);
+                }
+                (tightened, all)
+            }
+            Err(e) => {
+                anomalies.push(rule_error(Stage::Risk, e));
+                let mut all = mode_reasons;
+                all.push("BUDGET_RULE_ERROR".to_string());
+                (mode.tighten(rules.degrade_on_error), all)
+            }
+        }
+    } else {
+        (mode, mode_reasons)
+    };
+
     // strategy.rhai
     let intents = if let Some(given) = &input.intents_override {
         given.clone()
@@ -385,7 +470,7 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
     let mut judged = Vec::with_capacity(intents.len());
     let mut accepted_count: INT = 0;
     let mut accepted_notional = Decimal::ZERO;
-    let mut risk_cost = CallCost::default();
+    let mut risk_cost = costs[Stage::Risk as usize];
     for intent in intents {
         let mut risk_ctx = ctx(Stage::Risk, mode);
         risk_ctx.accepted_count = accepted_count;

@@ -7,4 +7,5 @@ pub mod reconcile;
 pub mod recovery;
 pub mod runner;
 pub mod shell;
+pub mod valuation;
 pub mod venue;

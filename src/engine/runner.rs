@@ -3,6 +3,7 @@
 
 use super::plan::{Action, Gates};
 use super::shell::{CycleError, Shell};
+use super::valuation::EquityTracker;
 use super::venue::{CycleClock, wall_ms};
 use crate::domain::{Mode, Symbol, Verdict};
 use crate::ledger::Ledger;
@@ -149,6 +150,27 @@ fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(moved))
 }
 
+/// The baseline stored under `key`, or (first start) the venue's balance of `asset`, stored.
+fn stored_baseline(
+    store: &mut Store,
+    key: &str,
+    venue_balances: &BTreeMap<String, Decimal>,
+    asset: &str,
+) -> Result<Decimal, String> {
+    match store.meta_value(key).map_err(|e| e.to_string())? {
+        Some(text) => {
+            crate::domain::decimal_from_str(&text).map_err(|e| format!("stored {key}: {e}"))
+        }
+        None => {
+            let value = venue_balances.get(asset).copied().unwrap_or(Decimal::ZERO);
+            store
+                .set_meta_value(key, &value.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok(value)
+        }
+    }
+}
+
 impl Runner {
     /// # Errors
     /// One line saying what is wrong (config, rules, dataset, database).
@@ -193,17 +215,35 @@ impl Runner {
             }
         };
         let venue = super::venue::open(&config, credentials, started_ms).await?;
-        // The ledger's baseline is fixed at the first start against this database.
-        let baseline_key = format!("ledger_starting_cash_{}", bot.quote_asset);
-        let starting_cash = match store.meta_value(&baseline_key).map_err(|e| e.to_string())? {
-            Some(text) => crate::domain::decimal_from_str(&text)
-                .map_err(|e| format!("stored {baseline_key}: {e}"))?,
-            None => {
-                store
-                    .set_meta_value(&baseline_key, &venue.starting_cash.to_string())
-                    .map_err(|e| e.to_string())?;
-                venue.starting_cash
+        // The ledger's baselines are fixed at the first start against this database: the quote
+        // balance it starts from, and each base asset's holding that is not the bot's.
+        let starting_cash = stored_baseline(
+            &mut store,
+            &format!("ledger_starting_cash_{}", bot.quote_asset),
+            &venue.starting_balances,
+            &bot.quote_asset,
+        )?;
+        let mut base_baselines = BTreeMap::new();
+        for spec in &venue.specs {
+            if spec.quote != bot.quote_asset || !bot.symbols.contains(&spec.symbol) {
+                continue;
             }
+            let baseline = stored_baseline(
+                &mut store,
+                &format!("ledger_starting_qty_{}", spec.base),
+                &venue.starting_balances,
+                &spec.base,
+            )?;
+            base_baselines.insert(spec.symbol.clone(), (spec.base.clone(), baseline));
+        }
+        let equity = match store.last_equity_snapshot().map_err(|e| e.to_string())? {
+            Some(s) => EquityTracker {
+                peak: Some(s.peak_equity),
+                last: Some((s.ts_ms, s.equity)),
+                day_start: Some(s.day_start_equity),
+                week_start: Some(s.week_start_equity),
+            },
+            None => EquityTracker::default(),
         };
         let fills = store.fills().map_err(|e| e.to_string())?;
         let ledger =
@@ -261,6 +301,9 @@ impl Runner {
                 kill_switch: false,
             },
             last_markets: BTreeMap::new(),
+            equity,
+            base_baselines,
+            wall_clock: venue.clock == CycleClock::Wall,
         };
         let mut shell = shell;
         let first_ts = match venue.clock {

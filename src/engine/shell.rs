@@ -3,6 +3,7 @@
 
 use super::decide::{CycleInput, CycleStats, Decision, decide};
 use super::plan::{Action, Gates, plan};
+use super::valuation::{EquityTracker, Valuation, value};
 use crate::domain::{
     Anomaly, Fill, MarketSnapshot, Mode, Order, OrderStatus, Qty, Severity, Symbol, SymbolSpec,
 };
@@ -10,7 +11,7 @@ use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
 use crate::rules::convert::dynamic_to_json;
 use crate::rules::{RuleSet, Stage};
-use crate::store::{CycleRecord, DecisionRecord, Store};
+use crate::store::{CycleRecord, DecisionRecord, EquitySnapshot, Store};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -33,6 +34,13 @@ pub struct Shell {
     pub unknown_orders: crate::config::UnknownOrderPolicy,
     pub gates: Gates,
     pub last_markets: BTreeMap<Symbol, MarketSnapshot>,
+    /// Peak and period-start equity, carried between cycles.
+    pub equity: EquityTracker,
+    /// Per symbol: its base asset and the venue balance of it when this database first started
+    /// (holdings that are not the bot's). The ledger's position should equal venue − baseline.
+    pub base_baselines: BTreeMap<Symbol, (String, Decimal)>,
+    /// Cycle time is the machine's clock (live, paper), so book timestamps measure clock skew.
+    pub wall_clock: bool,
 }
 
 /// What a cycle accumulates before its commit.
@@ -107,23 +115,34 @@ impl Shell {
                 Vec::new()
             }
         };
-        let (free_cash, venue_cash_total) = match self.exchange.account().await {
+        let (free_cash, venue_cash_total, venue_base) = match self.exchange.account().await {
             Ok(a) => {
                 let quote = a.balance(&self.ledger.quote_asset);
+                let base: BTreeMap<Symbol, Decimal> = self
+                    .base_baselines
+                    .iter()
+                    .map(|(s, (asset, baseline))| {
+                        let total = a.balance(asset).map_or(Decimal::ZERO, |b| b.total());
+                        (s.clone(), total - baseline)
+                    })
+                    .collect();
                 (
                     quote.map_or(Decimal::ZERO, |b| b.free),
                     Some(quote.map_or(Decimal::ZERO, |b| b.total())),
+                    Some(base),
                 )
             }
             Err(e) => {
                 sc.exchange_error(&e);
-                (Decimal::ZERO, None) // fail closed: no known cash, no buys
+                (Decimal::ZERO, None, None) // fail closed: no known cash, no buys
             }
         };
+        let mut fills_unread = false;
         let fills: Vec<(u64, Fill)> = match self.exchange.fills_since(self.fill_cursor).await {
             Ok(f) => f,
             Err(e) => {
                 sc.exchange_error(&e);
+                fills_unread = true;
                 Vec::new()
             }
         };
@@ -140,6 +159,22 @@ impl Shell {
         for m in &markets {
             self.last_markets.insert(m.symbol.clone(), m.clone());
         }
+        if self.wall_clock {
+            sc.stats.clock_skew_ms = markets
+                .iter()
+                .map(|m| (m.received_ts_ms - m.exchange_ts_ms).abs())
+                .min()
+                .unwrap_or(0);
+        }
+        // The venue reports more filled than the fills we read: the fill feed is stalled.
+        let venue_filled_ahead = venue_open.as_ref().is_some_and(|open| {
+            open.iter().any(|v| {
+                self.live_orders
+                    .values()
+                    .find(|o| o.exchange_id.is_some() && o.exchange_id == v.exchange_id)
+                    .is_some_and(|o| v.filled_qty > o.filled_qty)
+            })
+        });
 
         // account: fills into the ledger and onto their orders
         let mut new_fills = Vec::new();
@@ -160,6 +195,15 @@ impl Shell {
             self.fill_cursor = self.fill_cursor.max(seq);
         }
         outcome.new_fills = u32::try_from(new_fills.len()).unwrap_or(u32::MAX);
+        let orders_reach_venue = self.gates.live_armed || self.gates.simulated_venue;
+        let stalled = orders_reach_venue
+            && !self.live_orders.is_empty()
+            && (fills_unread || (new_fills.is_empty() && venue_filled_ahead));
+        sc.stats.cursor_stall_cycles = if stalled {
+            self.last_stats.cursor_stall_cycles + 1
+        } else {
+            0
+        };
         if let Some(open) = &venue_open {
             self.reconcile(open, now_ms, &mut sc).await;
         }
@@ -167,15 +211,37 @@ impl Shell {
 
         // decide (pure) and plan (pure)
         let open_orders: Vec<Order> = self.live_orders.values().cloned().collect();
+        let mut portfolio = self.ledger.portfolio(now_ms, free_cash, venue_cash_total);
+        if let Some(venue_base) = venue_base {
+            portfolio.qty_mismatch = venue_base
+                .into_iter()
+                .filter_map(|(s, venue_qty)| {
+                    let ledger_qty = self
+                        .ledger
+                        .positions
+                        .get(&s)
+                        .map_or(Decimal::ZERO, |p| p.qty);
+                    let diff = venue_qty - ledger_qty;
+                    (!diff.is_zero()).then_some((s, diff))
+                })
+                .collect();
+        }
+        self.equity.prepare(now_ms, &mut portfolio);
         let input = CycleInput {
             cycle_id,
             now_ms,
             symbols: self.symbols.clone(),
             markets,
             specs: self.specs.clone(),
-            portfolio: self.ledger.portfolio(free_cash, venue_cash_total),
+            portfolio,
             open_orders,
-            stats: self.last_stats.clone(),
+            // Counters of what the previous cycle did; measurements of this cycle's observation.
+            stats: CycleStats {
+                observe_latency_ms: sc.stats.observe_latency_ms,
+                cursor_stall_cycles: sc.stats.cursor_stall_cycles,
+                clock_skew_ms: sc.stats.clock_skew_ms,
+                ..self.last_stats.clone()
+            },
             engine_mode: floor,
             engine_anomalies: std::mem::take(&mut sc.anomalies),
             states: self.states.clone(),
@@ -272,11 +338,8 @@ impl Shell {
                 eval_us: j.cost.micros,
             })
             .collect();
-        let marks: BTreeMap<Symbol, Decimal> = self
-            .last_markets
-            .iter()
-            .map(|(s, m)| (s.clone(), m.mid()))
-            .collect();
+        let valuation = value(&input.portfolio, &input.markets);
+        let snapshot = snapshot_of(cycle_id, now_ms, &input, &valuation);
         let fingerprint = fingerprint(&input, &decision, &actions);
         let record = CycleRecord {
             cycle_id,
@@ -290,7 +353,8 @@ impl Shell {
             fills: new_fills,
             fill_cursor: self.fill_cursor,
             script_states,
-            equity: self.ledger.equity(&marks),
+            equity: valuation.equity,
+            snapshot: Some(snapshot),
             realized_pnl: self.ledger.realized_pnl,
             fees: self.ledger.fees,
             intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
@@ -301,6 +365,7 @@ impl Shell {
         };
         crash_point("before_commit");
         self.store.commit_cycle(&record)?;
+        self.equity.update(now_ms, &valuation);
         self.states = decision.states.clone();
         sc.stats.rule_errors_last_cycle = i64::try_from(
             decision
@@ -344,6 +409,26 @@ impl Shell {
 
 /// Crash-test hook: when `BTCBOT_CRASH_AT` names this point (`after_outbox`, `after_send`,
 /// `before_commit`), the process aborts there, as a power cut would. Unset in normal runs.
+fn snapshot_of(cycle_id: i64, now_ms: i64, input: &CycleInput, v: &Valuation) -> EquitySnapshot {
+    let p = &input.portfolio;
+    EquitySnapshot {
+        cycle_id,
+        ts_ms: now_ms,
+        cash: p.cash_total,
+        positions_value: v.positions_value,
+        equity: v.equity,
+        realized_pnl: p.realized_pnl,
+        unrealized_pnl: v.unrealized_pnl,
+        fees: p.fees,
+        peak_equity: v.peak_equity,
+        drawdown: v.drawdown,
+        day_start_equity: p.day_start_equity.unwrap_or(v.equity),
+        week_start_equity: p.week_start_equity.unwrap_or(v.equity),
+        gross_exposure: v.gross_exposure,
+        positions_json: serde_json::to_string(&v.positions).unwrap_or_else(|_| "[]".into()),
+    }
+}
+
 fn crash_point(name: &str) {
     if std::env::var("BTCBOT_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("BTCBOT_CRASH_AT={name}: aborting");

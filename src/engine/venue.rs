@@ -10,6 +10,7 @@ use crate::exchange::btcturk::client::{BtcturkConfig, BtcturkExchange};
 use crate::exchange::btcturk::feed::FeedConfig;
 use crate::exchange::replay::{ReplayConfig, ReplayExchange};
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Where a cycle's time comes from.
@@ -29,9 +30,9 @@ pub struct Venue {
     /// Orders here cannot spend real money.
     pub simulated: bool,
     pub has_credentials: bool,
-    /// The quote balance the ledger starts from on a fresh database: the configured replay
-    /// balance, or the venue's balance at first start.
-    pub starting_cash: Decimal,
+    /// Total balance per asset the ledger starts from on a fresh database: the configured replay
+    /// balances, or the venue's balances at first start.
+    pub starting_balances: BTreeMap<String, Decimal>,
 }
 
 /// Milliseconds since the epoch from the machine's clock.
@@ -101,10 +102,10 @@ pub async fn open(
                 clock: CycleClock::Replay { first_ts_ms },
                 simulated: true,
                 has_credentials: false,
-                starting_cash: starting_balances
-                    .get(&bot.quote_asset)
-                    .copied()
-                    .unwrap_or(Decimal::ZERO),
+                starting_balances: starting_balances
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
             })
         }
         ExchangeSection::Btcturk {
@@ -138,15 +139,17 @@ pub async fn open(
             }
             let mut exchange = BtcturkExchange::new(cfg).map_err(|e| e.to_string())?;
             let specs = exchange.symbol_specs().await.map_err(|e| e.to_string())?;
-            let starting_cash = if has_credentials {
+            let starting_balances = if has_credentials {
                 exchange
                     .account()
                     .await
                     .map_err(|e| e.to_string())?
-                    .balance(&bot.quote_asset)
-                    .map_or(Decimal::ZERO, |b| b.total())
+                    .balances
+                    .iter()
+                    .map(|b| (b.asset.clone(), b.total()))
+                    .collect()
             } else {
-                Decimal::ZERO
+                BTreeMap::new()
             };
             Ok(Venue {
                 exchange: Box::new(exchange),
@@ -154,7 +157,7 @@ pub async fn open(
                 clock: CycleClock::Wall,
                 simulated: *simulated,
                 has_credentials,
-                starting_cash,
+                starting_balances,
             })
         }
     }

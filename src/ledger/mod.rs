@@ -9,6 +9,9 @@ use crate::engine::decide::{Holding, PortfolioInput};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod windows;
+pub use windows::{PnlWindows, WindowFigures, day_of, week_of};
+
 /// One position: the quantity held and what it cost (its cost basis), kept as a total rather
 /// than an average price so no division ever rounds the books.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +41,11 @@ pub struct Ledger {
     pub cash: Decimal,
     pub positions: BTreeMap<Symbol, Position>,
     pub realized_pnl: Decimal,
+    /// Fees charged in the quote currency (BTCTurk charges TRY pairs in TRY).
     pub fees: Decimal,
+    /// Fees charged in any other currency, by currency: kept in their own unit, never converted.
+    pub other_fees: BTreeMap<String, Decimal>,
+    pub windows: PnlWindows,
     pub fill_count: u64,
     seen: BTreeSet<String>,
 }
@@ -63,6 +70,8 @@ impl Ledger {
             positions: BTreeMap::new(),
             realized_pnl: Decimal::ZERO,
             fees: Decimal::ZERO,
+            other_fees: BTreeMap::new(),
+            windows: PnlWindows::default(),
             fill_count: 0,
             seen: BTreeSet::new(),
         }
@@ -95,6 +104,7 @@ impl Ledger {
         let price = f.price.value();
         let qty = f.qty.value();
         let notional = price * qty;
+        let mut realized = Decimal::ZERO;
         let held = self
             .positions
             .get(&f.symbol)
@@ -127,17 +137,25 @@ impl Ledger {
                     } else {
                         (pos.cost * qty / pos.qty).round_dp(COST_SCALE)
                     };
-                    self.realized_pnl += notional - released;
+                    realized = notional - released;
+                    self.realized_pnl += realized;
                     pos.cost -= released;
                     pos.qty -= qty;
                 }
                 self.cash += notional;
             }
         }
-        if f.fee_asset == self.quote_asset {
+        let quote_fee = if f.fee_asset == self.quote_asset {
             self.cash -= f.fee;
-        }
-        self.fees += f.fee;
+            self.fees += f.fee;
+            f.fee
+        } else {
+            *self.other_fees.entry(f.fee_asset.clone()).or_default() += f.fee;
+            Decimal::ZERO
+        };
+        let sell_of_order = (f.side == Side::Sell).then_some(f.client_order_id.as_str());
+        self.windows
+            .record(f.ts_ms, realized, quote_fee, sell_of_order);
         self.fill_count += 1;
         self.seen.insert(f.trade_id.clone());
         Ok(true)
@@ -153,12 +171,15 @@ impl Ledger {
                 .sum::<Decimal>()
     }
 
-    /// The figures the rules see; `free_cash` is the exchange's free quote balance.
+    /// The figures the rules see at market time `now_ms`; `free_cash` is the exchange's free
+    /// quote balance. Peak and period-start equity and venue mismatches are the shell's to add.
     pub fn portfolio(
         &self,
+        now_ms: i64,
         free_cash: Decimal,
         venue_cash_total: Option<Decimal>,
     ) -> PortfolioInput {
+        let w = self.windows.at(now_ms);
         PortfolioInput {
             venue_cash_total,
             quote_asset: self.quote_asset.clone(),
@@ -166,6 +187,10 @@ impl Ledger {
             cash_total: self.cash,
             realized_pnl: self.realized_pnl,
             fees: self.fees,
+            realized_today: w.realized_today,
+            fees_today: w.fees_today,
+            realized_week: w.realized_week,
+            loss_streak: w.loss_streak,
             positions: self
                 .positions
                 .iter()
@@ -180,6 +205,7 @@ impl Ledger {
                     )
                 })
                 .collect(),
+            ..PortfolioInput::default()
         }
     }
 }

@@ -56,9 +56,23 @@ pub struct PortfolioView {
     pub cash_total: Decimal,
     pub equity: Decimal,
     pub realized_pnl: Decimal,
+    pub unrealized_pnl: Decimal,
     pub fees: Decimal,
     /// The venue's quote balance minus the ledger's (zero when the venue was not read).
     pub cash_mismatch: Decimal,
+    /// Symbol → the venue's base balance (less its start-up holding) minus the ledger's position;
+    /// only symbols that differ.
+    pub qty_mismatch: Map,
+    pub peak_equity: Decimal,
+    pub drawdown: Decimal,
+    pub pnl_today: Decimal,
+    pub pnl_week: Decimal,
+    pub realized_today: Decimal,
+    pub fees_today: Decimal,
+    pub realized_week: Decimal,
+    pub loss_streak: INT,
+    pub gross_exposure: Decimal,
+    pub largest_position_pct: Decimal,
     pub positions: Arc<BTreeMap<String, PositionView>>,
 }
 
@@ -204,11 +218,24 @@ fn register_portfolio(engine: &mut Engine) {
         .register_get("realized_pnl", |p: &mut PortfolioView| p.realized_pnl)
         .register_get("fees", |p: &mut PortfolioView| p.fees)
         .register_get("cash_mismatch", |p: &mut PortfolioView| p.cash_mismatch)
-        .register_get("gross_exposure", |p: &mut PortfolioView| {
-            p.positions
-                .values()
-                .map(|x| (x.qty * x.mark).abs())
-                .sum::<Decimal>()
+        .register_get("qty_mismatch", |p: &mut PortfolioView| {
+            p.qty_mismatch.clone()
+        })
+        .register_get("unrealized_pnl", |p: &mut PortfolioView| p.unrealized_pnl)
+        .register_get("peak_equity", |p: &mut PortfolioView| p.peak_equity)
+        .register_get("drawdown", |p: &mut PortfolioView| p.drawdown)
+        .register_get("pnl_today", |p: &mut PortfolioView| p.pnl_today)
+        .register_get("pnl_week", |p: &mut PortfolioView| p.pnl_week)
+        .register_get("realized_today", |p: &mut PortfolioView| p.realized_today)
+        .register_get("fees_today", |p: &mut PortfolioView| p.fees_today)
+        .register_get("realized_week", |p: &mut PortfolioView| p.realized_week)
+        .register_get("loss_streak", |p: &mut PortfolioView| p.loss_streak)
+        .register_get("gross_exposure", |p: &mut PortfolioView| p.gross_exposure)
+        .register_get("largest_position_pct", |p: &mut PortfolioView| {
+            p.largest_position_pct
+        })
+        .register_get("positions", |p: &mut PortfolioView| -> Array {
+            p.positions.values().cloned().map(Dynamic::from).collect()
         })
         .register_fn("position", |p: &mut PortfolioView, symbol: &str| {
             p.positions
@@ -254,6 +281,9 @@ fn register_ctx(engine: &mut Engine) {
                     .ok_or_else(|| runtime_error(format!("no market for {symbol}")))
             },
         )
+        .register_fn("has_spec", |c: &mut Ctx, symbol: &str| {
+            c.view.specs.contains_key(symbol)
+        })
         .register_fn("spec", |c: &mut Ctx, symbol: &str| -> Fallible<SpecView> {
             c.view
                 .specs
@@ -319,9 +349,11 @@ fn resize(qty: Decimal) -> Fallible<VerdictOut> {
 }
 
 /// The keys of `ctx.stats`, in the order the engine fills them.
-pub const STAT_KEYS: [&str; 4] = [
+pub const STAT_KEYS: [&str; 6] = [
     "rejects_last_cycle",
     "exchange_errors_last_cycle",
     "rule_errors_last_cycle",
     "observe_latency_ms",
+    "cursor_stall_cycles",
+    "clock_skew_ms",
 ];

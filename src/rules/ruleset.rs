@@ -88,7 +88,12 @@ pub struct RuleSet {
     pub timeout: Duration,
     pub degrade_on_error: Mode,
     pub limits: ParamsView,
+    /// risk.rhai defines the optional per-cycle `fn budget(ctx)`.
+    pub has_budget: bool,
 }
+
+/// The optional risk-budget entry in risk.rhai: called once per cycle after degrade.
+pub const BUDGET_ENTRY: &str = "budget";
 
 fn params_map(p: &Params) -> ParamsView {
     ParamsView::new(
@@ -175,7 +180,12 @@ impl RuleSet {
             .map_err(|_| RuleSetError::Script(Vec::new()))?;
         let hash = hex::encode(hasher.finalize())[..16].to_string();
         let degrade_on_error = Mode::parse(&config.rules.degrade_on_error).unwrap_or(Mode::Halt);
+        let has_budget = scripts[Stage::Risk as usize]
+            .ast
+            .iter_functions()
+            .any(|f| f.name == BUDGET_ENTRY && f.params.len() == 1);
         Ok(RuleSet {
+            has_budget,
             timeout: Duration::from_millis(config.rules.sandbox.timeout_ms),
             engine,
             config,

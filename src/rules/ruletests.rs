@@ -95,6 +95,23 @@ struct CasePortfolio {
     /// The venue's quote balance, when the case compares it with the ledger's.
     #[serde(default)]
     venue_cash_total: Option<Decimal>,
+    /// Symbol → venue base balance minus the ledger's position.
+    #[serde(default)]
+    qty_mismatch: BTreeMap<Symbol, Decimal>,
+    #[serde(default)]
+    peak_equity: Option<Decimal>,
+    #[serde(default)]
+    day_start_equity: Option<Decimal>,
+    #[serde(default)]
+    week_start_equity: Option<Decimal>,
+    #[serde(default)]
+    realized_today: Decimal,
+    #[serde(default)]
+    fees_today: Decimal,
+    #[serde(default)]
+    realized_week: Decimal,
+    #[serde(default)]
+    loss_streak: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +141,10 @@ struct CaseStats {
     rule_errors_last_cycle: i64,
     #[serde(default)]
     observe_latency_ms: i64,
+    #[serde(default)]
+    cursor_stall_cycles: i64,
+    #[serde(default)]
+    clock_skew_ms: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +337,14 @@ fn build_input(c: &CaseInput, specs: &BTreeMap<Symbol, SymbolSpec>) -> Result<Cy
             realized_pnl: p.realized_pnl,
             fees: p.fees,
             venue_cash_total: p.venue_cash_total,
+            qty_mismatch: p.qty_mismatch.clone(),
+            peak_equity: p.peak_equity,
+            day_start_equity: p.day_start_equity,
+            week_start_equity: p.week_start_equity,
+            realized_today: p.realized_today,
+            fees_today: p.fees_today,
+            realized_week: p.realized_week,
+            loss_streak: p.loss_streak,
             positions: p
                 .positions
                 .iter()
@@ -336,6 +365,8 @@ fn build_input(c: &CaseInput, specs: &BTreeMap<Symbol, SymbolSpec>) -> Result<Cy
             exchange_errors_last_cycle: c.stats.exchange_errors_last_cycle,
             rule_errors_last_cycle: c.stats.rule_errors_last_cycle,
             observe_latency_ms: c.stats.observe_latency_ms,
+            cursor_stall_cycles: c.stats.cursor_stall_cycles,
+            clock_skew_ms: c.stats.clock_skew_ms,
         },
         engine_mode: match &c.mode {
             Some(m) => Mode::parse(m)?,

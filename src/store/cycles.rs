@@ -28,6 +28,8 @@ pub struct CycleRecord {
     pub equity: Decimal,
     pub realized_pnl: Decimal,
     pub fees: Decimal,
+    /// The portfolio marked at this cycle's books (`None` writes no snapshot row).
+    pub snapshot: Option<super::EquitySnapshot>,
     pub intents: u32,
     pub orders_placed: u32,
     pub orders_canceled: u32,
@@ -86,6 +88,9 @@ impl Store {
         let skipped = fills::insert_all(&tx, rec.cycle_id, &rec.fills)?;
         script_state::upsert_all(&tx, rec.cycle_id, &rec.script_states)?;
         meta::set_fill_cursor(&tx, rec.fill_cursor)?;
+        if let Some(snapshot) = &rec.snapshot {
+            super::snapshots::insert(&tx, snapshot)?;
+        }
         tx.commit().map_err(StoreError::sql("commit cycle"))?;
         if skipped > 0 {
             tracing::debug!(

@@ -9,6 +9,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_recoveries.sql")),
+    (3, include_str!("migrations/0003_equity_snapshots.sql")),
 ];
 
 /// The newest schema version this build knows.

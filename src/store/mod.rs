@@ -27,6 +27,7 @@ mod orders;
 mod recoveries;
 mod reloads;
 mod script_state;
+mod snapshots;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
 pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
+pub use snapshots::EquitySnapshot;
 
 use lock::InstanceLock;
 use rusqlite::Connection;

@@ -113,6 +113,22 @@ fn record(cycle_id: i64) -> CycleRecord {
         equity: d("123456789.123456789"),
         realized_pnl: d("-0.00000001"),
         fees: d("0.000000000000000000000000001"),
+        snapshot: Some(EquitySnapshot {
+            cycle_id,
+            ts_ms: 1_700_000_000_000 + cycle_id,
+            cash: d("1000.10"),
+            positions_value: d("123455789.023456789"),
+            equity: d("123456789.123456789"),
+            realized_pnl: d("-0.00000001"),
+            unrealized_pnl: d("5.5"),
+            fees: d("0.000000000000000000000000001"),
+            peak_equity: d("123456800"),
+            drawdown: d("10.876543211"),
+            day_start_equity: d("123456000"),
+            week_start_equity: d("120000000"),
+            gross_exposure: d("123455789.023456789"),
+            positions_json: r#"[{"symbol":"BTCTRY","qty":"1"}]"#.into(),
+        }),
         intents: 3,
         orders_placed: 1,
         orders_canceled: 0,
@@ -247,6 +263,11 @@ fn commit_cycle_round_trips_every_field() {
     );
     assert_eq!(store.fill_cursor().unwrap(), u64::MAX);
     assert_eq!(store.script_states().unwrap(), rec.script_states);
+    assert_eq!(store.last_equity_snapshot().unwrap(), rec.snapshot);
+    assert_eq!(
+        store.equity_snapshots().unwrap(),
+        rec.snapshot.into_iter().collect::<Vec<_>>()
+    );
 }
 
 #[test]
