@@ -2,8 +2,9 @@
 //! lost order responses: five times the 2%, so a short run surely hits some) for many cycles: it keeps cycling, the rules see the error anomalies, no client
 //! order id is placed twice, no fill is lost, and the ledger equals the exchange.
 //!
-//! Cycles: 500 by default (about 45 s; the 5% timeouts dominate); `BTCBOT_FAULT_CYCLES=N` for
-//! more (2,000 cycles took 180 s here).
+//! Cycles: 2,000 by default (about 75 s here: the timeouts dominate, so the client's timeout is
+//! 15 ms against a 30 ms hold); `BTCBOT_FAULT_CYCLES=N` for more, `BTCBOT_FAULT_SPEC` to change
+//! the faults (the sim's `--faults` syntax).
 
 mod common;
 
@@ -23,7 +24,7 @@ async fn the_bot_keeps_cycling_through_exchange_faults_without_duplicates_or_los
     let cycles: u32 = std::env::var("BTCBOT_FAULT_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(2000);
     let tmp = tempfile::tempdir().unwrap();
     let account = SimAccount {
         public_key: SIM_KEY.into(),
@@ -35,10 +36,11 @@ async fn the_bot_keeps_cycling_through_exchange_faults_without_duplicates_or_los
         "127.0.0.1:0".parse().unwrap(),
         vec![account],
     );
-    config.faults = FaultSpec::parse(
-        "5xx=0.1,timeout=0.05/hold:120ms,429=0.01/burst:2/retry-after:0,lost_order_response=0.1,seed=11",
-    )
-    .unwrap();
+    let spec = std::env::var("BTCBOT_FAULT_SPEC").unwrap_or_else(|_| {
+        "5xx=0.1,timeout=0.05/hold:30ms,429=0.01/burst:2/retry-after:0,lost_order_response=0.1,seed=11"
+            .into()
+    });
+    config.faults = FaultSpec::parse(&spec).unwrap();
     let sim = Arc::new(serve(config).await.unwrap());
     let cfg = paper_config(
         tmp.path(),
@@ -50,7 +52,7 @@ async fn the_bot_keeps_cycling_through_exchange_faults_without_duplicates_or_los
             ("url: ws://127.0.0.1:8081", "enabled: false"),
             (
                 "request_timeout_ms: 5000",
-                "request_timeout_ms: 80\n  retry: {max_retries: 3, backoff_base_ms: 2, backoff_max_ms: 20, retry_after_cap_ms: 1000}",
+                "request_timeout_ms: 15\n  retry: {max_retries: 3, backoff_base_ms: 1, backoff_max_ms: 5, retry_after_cap_ms: 1000}",
             ),
         ],
     );

@@ -333,4 +333,34 @@ pub fn assert_ledger_matches_sim(db: &Path, sim: &btcbot::exchange::sim::SimHand
         let base = symbol.as_str().trim_end_matches("TRY");
         assert_eq!(holding.qty, at_sim(base), "{base}: ledger vs exchange");
     }
+    // One equity snapshot per committed cycle, and the peak survives every restart.
+    let snapshots = store.equity_snapshots().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        snapshots.len(),
+        store.cycles().unwrap_or_else(|e| panic!("{e}")).len(),
+        "an equity snapshot per cycle"
+    );
+    let mut peak = None;
+    for s in &snapshots {
+        assert_eq!(s.drawdown, s.peak_equity - s.equity, "cycle {}", s.cycle_id);
+        assert!(
+            s.peak_equity >= s.equity,
+            "cycle {}: peak under equity",
+            s.cycle_id
+        );
+        if let Some(p) = peak {
+            assert!(
+                s.peak_equity >= p,
+                "cycle {}: the peak went down",
+                s.cycle_id
+            );
+        }
+        peak = Some(s.peak_equity);
+    }
+    if let Some(last) = snapshots.last() {
+        assert_eq!(
+            last.cash, ledger.cash,
+            "the last snapshot's cash is the ledger's"
+        );
+    }
 }
