@@ -505,12 +505,15 @@ fn undefined_variable_is_a_build_error() {
     let f = Fixture::new();
     let at = format!(
         "risk.rhai:{}",
-        f.rule_line("risk.rhai", "if pf.realized_pnl <= -l.max_daily_loss")
+        f.rule_line(
+            "risk.rhai",
+            "if pf.pnl_week <= -l.max_weekly_loss { return reject"
+        )
     );
     f.edit_rule(
         "risk.rhai",
-        "if pf.realized_pnl <= -l.max_daily_loss",
-        "if pf.realized_pnl <= -lim.max_daily_loss",
+        "if pf.pnl_week <= -l.max_weekly_loss { return reject",
+        "if pf.pnl_week <= -lim.max_weekly_loss { return reject",
     );
     let errors = script_errors(&f);
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -805,14 +808,14 @@ fn misspelt_property_in_a_guard_is_an_error_never_an_allow() {
             &["notionl"],
         ),
         (
-            "let pf = ctx.portfolio;",
-            "let pf = ctx.portfolo;",
-            &["portfolo"],
+            "let accepted = ctx.accepted_count;",
+            "let accepted = ctx.acepted_count;",
+            &["acepted_count"],
         ),
         (
-            "if pf.realized_pnl <= -l.max_daily_loss",
-            "if pf.realised_pnl <= -l.max_daily_loss",
-            &["realised_pnl"],
+            "if pf.pnl_week <= -l.max_weekly_loss { return reject",
+            "if pf.pnl_wek <= -l.max_weekly_loss { return reject",
+            &["pnl_wek"],
         ),
         (
             "if qty * price < l.min_order_notional",
@@ -1068,8 +1071,8 @@ fn breakages() -> Vec<Breakage> {
         ("risk.rhai that loops forever", |f| {
             f.edit_rule(
                 "risk.rhai",
-                "    let l = ctx.limits;\n",
-                "    let l = ctx.limits;\n    loop {}\n",
+                "    let mode = ctx.mode;\n",
+                "    let mode = ctx.mode;\n    loop {}\n",
             );
             f.set_sandbox("max_operations", "20000");
             strings(&["rule tests failed", "RISK_RULE_ERROR"])
@@ -1142,28 +1145,27 @@ fn reload_applies_a_good_change_and_then_keeps_it_through_a_bad_one() {
     let first_hash = good.hash.clone();
     let shared: SharedRules = Arc::new(ArcSwap::from_pointee(good));
 
-    f.edit_config("risk.yaml", "cooldown_s: 60", "cooldown_s: 61");
+    // A change no rule test pins (they pin every risk threshold, as they should).
+    f.edit_config(
+        "rules.yaml",
+        "max_string_size: 16384",
+        "max_string_size: 16385",
+    );
     let second_hash = match reload_now(&f.config, &shared) {
         ReloadOutcome::Applied { hash } => hash,
         other => panic!("a valid change must apply, got {other:?}"),
     };
     assert_ne!(second_hash, first_hash);
     assert_eq!(shared.load().hash, second_hash);
-    assert_eq!(
-        shared.load().config.risk.limits.cooldown_s,
-        rust_decimal::Decimal::from(61)
-    );
+    assert_eq!(shared.load().config.rules.sandbox.max_string_size, 16385);
 
-    f.edit_config("risk.yaml", "cooldown_s: 61", "cooldown_s: -61");
+    f.edit_config("risk.yaml", "cooldown_s: 60", "cooldown_s: -61");
     assert!(matches!(
         reload_now(&f.config, &shared),
         ReloadOutcome::Failed { .. }
     ));
     assert_eq!(shared.load().hash, second_hash, "kept the newer good set");
-    assert_eq!(
-        shared.load().config.risk.limits.cooldown_s,
-        rust_decimal::Decimal::from(61)
-    );
+    assert_eq!(shared.load().config.rules.sandbox.max_string_size, 16385);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1176,8 +1178,8 @@ fn huge_max_call_levels_with_recursion_does_not_crash() {
     f.set_sandbox("max_call_levels", "1000000");
     f.edit_rule(
         "risk.rhai",
-        "    let l = ctx.limits;\n",
-        "    let l = ctx.limits;\n    f(0);\n",
+        "    let mode = ctx.mode;\n",
+        "    let mode = ctx.mode;\n    f(0);\n",
     );
     let text = f.read_rule("risk.rhai");
     f.write_rule("risk.rhai", &format!("{text}\nfn f(n) {{ f(n + 1) }}\n"));
