@@ -180,6 +180,9 @@ fn register_market(engine: &mut Engine) {
         .register_get("ask_qty", |m: &mut MarketView| m.ask_qty)
         .register_get("mid", |m: &mut MarketView| m.mid)
         .register_get("spread_bps", |m: &mut MarketView| m.spread_bps)
+        .register_get("depth", |m: &mut MarketView| {
+            m.bid * m.bid_qty + m.ask * m.ask_qty
+        })
         .register_get("has_last", |m: &mut MarketView| m.last.is_some())
         .register_get("last", |m: &mut MarketView| -> Fallible<Decimal> {
             // Never `()`: `price > ()` is silently false in Rhai.
@@ -236,6 +239,9 @@ fn register_portfolio(engine: &mut Engine) {
         })
         .register_get("positions", |p: &mut PortfolioView| -> Array {
             p.positions.values().cloned().map(Dynamic::from).collect()
+        })
+        .register_fn("qty", |p: &mut PortfolioView, symbol: &str| {
+            p.positions.get(symbol).map_or(Decimal::ZERO, |x| x.qty)
         })
         .register_fn("position", |p: &mut PortfolioView, symbol: &str| {
             p.positions
