@@ -207,7 +207,6 @@ impl Shell {
         if let Some(open) = &venue_open {
             self.reconcile(open, now_ms, &mut sc).await;
         }
-        outcome.canceled = self.cancel_stale(now_ms, &mut sc).await;
 
         // decide (pure) and plan (pure)
         let open_orders: Vec<Order> = self.live_orders.values().cloned().collect();
@@ -259,7 +258,12 @@ impl Shell {
             self.gates,
         );
 
-        // execute: each order is stored (outbox) before it is sent
+        // execute. Stale orders are canceled in normal and reduce_only; in observe_only nothing
+        // reaches the exchange, unless the kill switch asks for cancels.
+        if matches!(decision.mode, Mode::Normal | Mode::ReduceOnly) || self.gates.kill_switch {
+            outcome.canceled = self.cancel_stale(now_ms, &mut sc).await;
+        }
+        // Each order is stored (outbox) before it is sent.
         for action in &actions {
             let Action::Place(p) = action else { continue };
             let order = Order {
