@@ -8,5 +8,6 @@ pub mod domain;
 pub mod engine;
 pub mod exchange;
 pub mod ledger;
+pub mod report;
 pub mod rules;
 pub mod store;

@@ -1,6 +1,7 @@
 //! Command line: clap definitions and dispatch. Handlers are thin; each command group has a file.
 
 mod replay;
+mod report;
 mod rules;
 mod run;
 mod sim;
@@ -38,6 +39,10 @@ pub enum Command {
     Replay(replay::ReplayCommand),
     /// Serve a BTCTurk-compatible simulated exchange over a replay dataset.
     SimExchange(Box<sim::SimExchangeArgs>),
+    /// Summarize a run's database (`--shadow`: where the shadow candidate disagreed).
+    Report(report::ReportArgs),
+    /// One cycle's inputs, anomalies, mode and each intent's path through risk.
+    Explain(report::ExplainArgs),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -74,6 +79,8 @@ pub fn run() -> ExitCode {
         Command::Rules(cmd) => rules::run(cmd),
         Command::Replay(cmd) => replay::run(cmd),
         Command::SimExchange(args) => sim::run(*args),
+        Command::Report(args) => report::report(args),
+        Command::Explain(args) => report::explain_cycle(args),
     };
     match result {
         Ok(code) => code,

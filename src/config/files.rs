@@ -328,6 +328,10 @@ pub struct RulesFile {
     pub anomaly_params: Params,
     #[serde(default)]
     pub degrade_params: Params,
+    /// A candidate config directory evaluated beside this one every cycle ("shadow mode"):
+    /// its decisions are recorded as "would have" rows and never acted on.
+    #[serde(default)]
+    pub shadow: Option<PathBuf>,
 }
 
 fn default_on_error() -> String {

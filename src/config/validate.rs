@@ -184,6 +184,19 @@ impl Validator {
                 format!("rules directory {} not found", dir.display()),
             );
         }
+        if let Some(shadow) = &r.shadow {
+            let shadow_dir = resolve_against(&self.dir, shadow);
+            if !shadow_dir.join("rules.yaml").is_file() {
+                self.err(
+                    F,
+                    "shadow",
+                    format!(
+                        "{} is not a config directory (no rules.yaml)",
+                        shadow_dir.display()
+                    ),
+                );
+            }
+        }
         if let Err(e) = Mode::parse(&r.degrade_on_error) {
             self.err(F, "degrade_on_error", e);
         } else if r.degrade_on_error == "normal" {

@@ -6,6 +6,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod recovery;
 pub mod runner;
+pub mod shadow;
 pub mod shell;
 pub mod valuation;
 pub mod venue;

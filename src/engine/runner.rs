@@ -150,6 +150,17 @@ fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
     Ok(Some(moved))
 }
 
+/// The candidate rule set rules.yaml `shadow` names, built and tested like the active one.
+fn build_shadow(config: &crate::config::Config) -> Result<Option<RuleSet>, String> {
+    let Some(dir) = &config.rules.shadow else {
+        return Ok(None);
+    };
+    let dir = config.resolve(dir);
+    RuleSet::build(&dir)
+        .map(Some)
+        .map_err(|e| format!("rules.yaml shadow ({}): {e}", dir.display()))
+}
+
 /// The baseline stored under `key`, or (first start) the venue's balance of `asset`, stored.
 fn stored_baseline(
     store: &mut Store,
@@ -249,13 +260,29 @@ impl Runner {
         let ledger =
             Ledger::rebuild(&bot.quote_asset, starting_cash, &fills).map_err(|e| e.to_string())?;
         let mut states: [Dynamic; 4] = Default::default();
+        let mut shadow_states: [Dynamic; 4] = Default::default();
         for (name, json) in store.script_states().map_err(|e| e.to_string())? {
-            if let Some(stage) = Stage::ALL.into_iter().find(|s| s.name() == name) {
+            let (target, stage_name) = match name.strip_prefix(super::shadow::STATE_PREFIX) {
+                Some(rest) => (&mut shadow_states, rest),
+                None => (&mut states, name.as_str()),
+            };
+            if let Some(stage) = Stage::ALL.into_iter().find(|s| s.name() == stage_name) {
                 let value: serde_json::Value = serde_json::from_str(&json)
                     .map_err(|e| format!("stored {name} state is not JSON: {e}"))?;
-                states[stage as usize] = json_to_dynamic(&value)?;
+                target[stage as usize] = json_to_dynamic(&value)?;
             }
         }
+        let shadow = build_shadow(&config)?.map(|rules| {
+            eprintln!(
+                "shadow: candidate rules {} from {} (recorded, never acted on)",
+                rules.hash,
+                rules.config.dir.display()
+            );
+            super::shadow::Shadow {
+                rules,
+                states: shadow_states,
+            }
+        });
         let live_orders = store
             .open_orders()
             .map_err(|e| e.to_string())?
@@ -304,6 +331,7 @@ impl Runner {
             equity,
             base_baselines,
             wall_clock: venue.clock == CycleClock::Wall,
+            shadow,
         };
         let mut shell = shell;
         let first_ts = match venue.clock {
@@ -359,6 +387,28 @@ impl Runner {
         by_env || self.kill_switch_file.as_ref().is_some_and(|p| p.exists())
     }
 
+    /// Rebuilds the shadow candidate after the active rules reloaded (its files may have changed
+    /// too). A candidate that no longer builds is dropped with an error: it never acts anyway.
+    fn reload_shadow(&mut self) {
+        let config = self.rules.load().config.clone();
+        match build_shadow(&config) {
+            Ok(Some(rules)) => {
+                let states = self
+                    .shell
+                    .shadow
+                    .take()
+                    .map(|s| s.states)
+                    .unwrap_or_default();
+                self.shell.shadow = Some(super::shadow::Shadow { rules, states });
+            }
+            Ok(None) => self.shell.shadow = None,
+            Err(e) => {
+                tracing::error!("shadow rules not reloaded, shadow mode off: {e}");
+                self.shell.shadow = None;
+            }
+        }
+    }
+
     fn record_reloads(&mut self) -> Result<(), CycleError> {
         let Some(w) = &self.watcher else {
             return Ok(());
@@ -369,6 +419,7 @@ impl Runner {
                 ReloadOutcome::Applied { hash } => {
                     tracing::info!(hash = %hash, "rules reloaded");
                     self.summary.reloads_ok += 1;
+                    self.reload_shadow();
                     ReloadRecord {
                         ts_ms: self.next_ts_ms,
                         rule_hash: Some(hash.clone()),

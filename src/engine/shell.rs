@@ -11,7 +11,7 @@ use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
 use crate::rules::convert::dynamic_to_json;
 use crate::rules::{RuleSet, Stage};
-use crate::store::{CycleRecord, DecisionRecord, EquitySnapshot, Store};
+use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, Store};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -41,6 +41,8 @@ pub struct Shell {
     pub base_baselines: BTreeMap<Symbol, (String, Decimal)>,
     /// Cycle time is the machine's clock (live, paper), so book timestamps measure clock skew.
     pub wall_clock: bool,
+    /// The candidate rule set of rules.yaml `shadow`, if any.
+    pub shadow: Option<super::shadow::Shadow>,
 }
 
 /// What a cycle accumulates before its commit.
@@ -323,25 +325,19 @@ impl Shell {
                 });
             script_states.push((stage.name().to_string(), json.to_string()));
         }
-        let decisions: Vec<DecisionRecord> = decision
-            .judged
-            .iter()
-            .zip(&actions)
-            .map(|(j, a)| DecisionRecord {
-                intent: j.intent.clone(),
-                verdict: j.verdict.clone(),
-                final_qty: match a {
-                    Action::Place(p) | Action::DryRun(p) => Some(p.qty),
-                    _ => None,
-                },
-                action: a.label(),
-                script: rules.script(Stage::Risk).source.clone(),
-                function: Stage::Risk.entry().0.to_string(),
-                rule_hash: rules.hash.clone(),
-                operations: j.cost.operations,
-                eval_us: j.cost.micros,
-            })
-            .collect();
+        let decisions = super::shadow::decision_records(rules, &decision, &actions, Action::label);
+        let mut shadow_states = None;
+        let shadow = self.shadow.as_ref().map(|sh| {
+            let (record, states) = sh.evaluate(&input, &self.specs, self.gates);
+            for (stage, state) in Stage::ALL.into_iter().zip(&states) {
+                let name = format!("{}{}", super::shadow::STATE_PREFIX, stage.name());
+                let json = dynamic_to_json(state, stage.name()).unwrap_or(serde_json::Value::Null);
+                script_states.push((name, json.to_string()));
+            }
+            shadow_states = Some(states);
+            record
+        });
+        let inputs = inputs_record(&input);
         let valuation = value(&input.portfolio, &input.markets);
         let snapshot = snapshot_of(cycle_id, now_ms, &input, &valuation);
         let fingerprint = fingerprint(&input, &decision, &actions);
@@ -359,6 +355,8 @@ impl Shell {
             script_states,
             equity: valuation.equity,
             snapshot: Some(snapshot),
+            shadow,
+            inputs: Some(inputs),
             realized_pnl: self.ledger.realized_pnl,
             fees: self.ledger.fees,
             intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
@@ -370,6 +368,9 @@ impl Shell {
         crash_point("before_commit");
         self.store.commit_cycle(&record)?;
         self.equity.update(now_ms, &valuation);
+        if let (Some(sh), Some(states)) = (self.shadow.as_mut(), shadow_states) {
+            sh.states = states;
+        }
         self.states = decision.states.clone();
         sc.stats.rule_errors_last_cycle = i64::try_from(
             decision
@@ -413,6 +414,28 @@ impl Shell {
 
 /// Crash-test hook: when `BTCBOT_CRASH_AT` names this point (`after_outbox`, `after_send`,
 /// `before_commit`), the process aborts there, as a power cut would. Unset in normal runs.
+fn inputs_record(input: &CycleInput) -> CycleInputsRecord {
+    let markets: Vec<serde_json::Value> = input
+        .markets
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "symbol": m.symbol.as_str(),
+                "bid": m.bid.value().to_string(),
+                "ask": m.ask.value().to_string(),
+                "bid_qty": m.bid_qty.value().to_string(),
+                "ask_qty": m.ask_qty.value().to_string(),
+                "age_ms": input.now_ms.saturating_sub(m.exchange_ts_ms),
+            })
+        })
+        .collect();
+    CycleInputsRecord {
+        markets_json: serde_json::Value::Array(markets).to_string(),
+        stats_json: serde_json::to_string(&input.stats).unwrap_or_else(|_| "{}".into()),
+        open_orders: u32::try_from(input.open_orders.len()).unwrap_or(u32::MAX),
+    }
+}
+
 fn snapshot_of(cycle_id: i64, now_ms: i64, input: &CycleInput, v: &Valuation) -> EquitySnapshot {
     let p = &input.portfolio;
     EquitySnapshot {

@@ -30,6 +30,10 @@ pub struct CycleRecord {
     pub fees: Decimal,
     /// The portfolio marked at this cycle's books (`None` writes no snapshot row).
     pub snapshot: Option<super::EquitySnapshot>,
+    /// The shadow rule set's "would have" decisions (`None` without a shadow).
+    pub shadow: Option<super::ShadowRecord>,
+    /// The cycle's inputs, summarized for `btcbot explain`.
+    pub inputs: Option<super::CycleInputsRecord>,
     pub intents: u32,
     pub orders_placed: u32,
     pub orders_canceled: u32,
@@ -91,6 +95,12 @@ impl Store {
         if let Some(snapshot) = &rec.snapshot {
             super::snapshots::insert(&tx, snapshot)?;
         }
+        if let Some(shadow) = &rec.shadow {
+            super::shadow::insert_shadow(&tx, rec.cycle_id, shadow)?;
+        }
+        if let Some(inputs) = &rec.inputs {
+            super::shadow::insert_inputs(&tx, rec.cycle_id, inputs)?;
+        }
         tx.commit().map_err(StoreError::sql("commit cycle"))?;
         if skipped > 0 {
             tracing::debug!(
@@ -125,6 +135,22 @@ impl Store {
             [],
             decode_cycle,
         )
+    }
+
+    /// One committed cycle.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn cycle(&self, cycle_id: i64) -> Result<Option<CycleRow>, StoreError> {
+        Ok(query_all(
+            &self.conn,
+            "cycles",
+            "SELECT c.*, (SELECT COUNT(*) FROM anomalies a WHERE a.cycle_id = c.cycle_id) \
+             AS anomaly_count FROM cycles c WHERE c.cycle_id = ?1",
+            params![cycle_id],
+            decode_cycle,
+        )?
+        .pop())
     }
 
     /// Stored anomalies, of one cycle or (with `None`) of all, by cycle then position.

@@ -40,12 +40,36 @@ pub struct DecisionRow {
     pub action: String,
     pub rule_hash: String,
     pub script: String,
+    pub function: String,
     pub operations: u64,
     pub eval_us: u64,
 }
 
 const SELECT: &str =
     "SELECT * FROM decisions WHERE (?1 IS NULL OR cycle_id = ?1) ORDER BY cycle_id, seq";
+const SELECT_SHADOW: &str =
+    "SELECT * FROM shadow_decisions WHERE (?1 IS NULL OR cycle_id = ?1) ORDER BY cycle_id, seq";
+
+fn decode_row(c: &Cols<'_, '_>) -> Result<DecisionRow, StoreError> {
+    Ok(DecisionRow {
+        cycle_id: c.i64("cycle_id")?,
+        seq: c.u32("seq")?,
+        symbol: c.symbol("symbol")?,
+        side: c.side("side")?,
+        price: c.decimal("price")?,
+        qty: c.decimal("qty")?,
+        tag: c.text("tag")?,
+        verdict: c.text("verdict")?,
+        reason_code: c.text("reason_code")?,
+        final_qty: c.opt_decimal("final_qty")?,
+        action: c.text("action")?,
+        rule_hash: c.text("rule_hash")?,
+        script: c.text("script")?,
+        function: c.text("function")?,
+        operations: c.u64("operations")?,
+        eval_us: c.u64("eval_us")?,
+    })
+}
 
 impl Store {
     /// Stored decisions of one cycle or (with `None`) of all, by cycle then position.
@@ -53,25 +77,27 @@ impl Store {
     /// # Errors
     /// [`StoreError::Corrupt`] when a stored value does not decode.
     pub fn decisions(&self, cycle_id: Option<i64>) -> Result<Vec<DecisionRow>, StoreError> {
-        query_all(&self.conn, "decisions", SELECT, params![cycle_id], |c| {
-            Ok(DecisionRow {
-                cycle_id: c.i64("cycle_id")?,
-                seq: c.u32("seq")?,
-                symbol: c.symbol("symbol")?,
-                side: c.side("side")?,
-                price: c.decimal("price")?,
-                qty: c.decimal("qty")?,
-                tag: c.text("tag")?,
-                verdict: c.text("verdict")?,
-                reason_code: c.text("reason_code")?,
-                final_qty: c.opt_decimal("final_qty")?,
-                action: c.text("action")?,
-                rule_hash: c.text("rule_hash")?,
-                script: c.text("script")?,
-                operations: c.u64("operations")?,
-                eval_us: c.u64("eval_us")?,
-            })
-        })
+        query_all(
+            &self.conn,
+            "decisions",
+            SELECT,
+            params![cycle_id],
+            decode_row,
+        )
+    }
+
+    /// The shadow rule set's verdicts ("would have" rows) of one cycle or (with `None`) of all.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn shadow_decisions(&self, cycle_id: Option<i64>) -> Result<Vec<DecisionRow>, StoreError> {
+        query_all(
+            &self.conn,
+            "shadow_decisions",
+            SELECT_SHADOW,
+            params![cycle_id],
+            decode_row,
+        )
     }
 
     /// The decisions of one cycle rebuilt as the engine wrote them (typed intent and verdict),
@@ -130,13 +156,23 @@ pub(crate) fn insert_all(
     cycle_id: i64,
     list: &[DecisionRecord],
 ) -> Result<(), StoreError> {
+    insert_into(conn, "decisions", cycle_id, list)
+}
+
+/// `table` is `decisions` or `shadow_decisions` (same layout).
+pub(crate) fn insert_into(
+    conn: &Connection,
+    table: &'static str,
+    cycle_id: i64,
+    list: &[DecisionRecord],
+) -> Result<(), StoreError> {
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO decisions (cycle_id, seq, symbol, side, price, qty, tag, verdict, \
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (cycle_id, seq, symbol, side, price, qty, tag, verdict, \
              reason_code, verdict_qty, final_qty, action, script, function, rule_hash, \
              operations, eval_us) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ))
         .map_err(StoreError::sql("prepare decision insert"))?;
     for (i, d) in list.iter().enumerate() {
         let verdict_qty = match &d.verdict {

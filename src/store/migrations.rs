@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_recoveries.sql")),
     (3, include_str!("migrations/0003_equity_snapshots.sql")),
+    (4, include_str!("migrations/0004_shadow_and_inputs.sql")),
 ];
 
 /// The newest schema version this build knows.

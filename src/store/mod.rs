@@ -27,6 +27,7 @@ mod orders;
 mod recoveries;
 mod reloads;
 mod script_state;
+mod shadow;
 mod snapshots;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
 pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
+pub use shadow::{CycleInputsRecord, ShadowCycleRow, ShadowRecord};
 pub use snapshots::EquitySnapshot;
 
 use lock::InstanceLock;

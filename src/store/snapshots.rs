@@ -89,6 +89,21 @@ impl Store {
         .pop())
     }
 
+    /// The snapshot of one cycle.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn equity_snapshot(&self, cycle_id: i64) -> Result<Option<EquitySnapshot>, StoreError> {
+        Ok(query_all(
+            &self.conn,
+            "equity_snapshots",
+            "SELECT * FROM equity_snapshots WHERE cycle_id = ?1",
+            rusqlite::params![cycle_id],
+            decode,
+        )?
+        .pop())
+    }
+
     /// Every snapshot, by cycle id.
     ///
     /// # Errors

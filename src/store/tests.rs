@@ -129,6 +129,23 @@ fn record(cycle_id: i64) -> CycleRecord {
             gross_exposure: d("123455789.023456789"),
             positions_json: r#"[{"symbol":"BTCTRY","qty":"1"}]"#.into(),
         }),
+        shadow: Some(ShadowRecord {
+            rule_hash: "cand".into(),
+            mode: Mode::ObserveOnly,
+            mode_reasons: vec!["DRAWDOWN_LIMIT".into()],
+            decisions: vec![decision(
+                Verdict::Reject {
+                    reason: "MODE_OBSERVE_ONLY".into(),
+                },
+                None,
+            )],
+            would_place: 0,
+        }),
+        inputs: Some(CycleInputsRecord {
+            markets_json: r#"[{"symbol":"BTCTRY"}]"#.into(),
+            stats_json: "{}".into(),
+            open_orders: 2,
+        }),
         intents: 3,
         orders_placed: 1,
         orders_canceled: 0,
@@ -264,6 +281,16 @@ fn commit_cycle_round_trips_every_field() {
     assert_eq!(store.fill_cursor().unwrap(), u64::MAX);
     assert_eq!(store.script_states().unwrap(), rec.script_states);
     assert_eq!(store.last_equity_snapshot().unwrap(), rec.snapshot);
+    let shadow = store.shadow_cycles().unwrap();
+    assert_eq!(shadow.len(), 1);
+    assert_eq!(shadow[0].mode, Mode::ObserveOnly);
+    assert_eq!(shadow[0].mode_reasons, vec!["DRAWDOWN_LIMIT".to_string()]);
+    assert_eq!(shadow[0].intents, 1);
+    let shadow_rows = store.shadow_decisions(Some(7)).unwrap();
+    assert_eq!(shadow_rows.len(), 1);
+    assert_eq!(shadow_rows[0].reason_code, "MODE_OBSERVE_ONLY");
+    assert_eq!(store.cycle_inputs(7).unwrap(), rec.inputs);
+    assert_eq!(store.cycle_inputs(8).unwrap(), None);
     assert_eq!(
         store.equity_snapshots().unwrap(),
         rec.snapshot.into_iter().collect::<Vec<_>>()

@@ -1,0 +1,220 @@
+//! Reading a run's database back for people: the shadow comparison (`btcbot report --shadow`)
+//! and one cycle's decision path (`btcbot explain --cycle ID`). Read-only.
+
+use crate::store::{DecisionRow, Store, StoreError};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+mod explain;
+pub use explain::explain;
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC, proleptic Gregorian).
+pub fn utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+fn accepted(d: &DecisionRow) -> bool {
+    d.verdict == "accept" || d.verdict == "resize"
+}
+
+/// Intents keyed by (cycle, symbol, side, n-th such intent of the cycle), so the active and the
+/// candidate sets can be compared even when their strategies emit different lists.
+fn keyed(rows: Vec<DecisionRow>) -> BTreeMap<(i64, String, String, u32), DecisionRow> {
+    let mut seen: BTreeMap<(i64, String, String), u32> = BTreeMap::new();
+    rows.into_iter()
+        .map(|d| {
+            let base = (
+                d.cycle_id,
+                d.symbol.as_str().to_string(),
+                d.side.as_str().to_string(),
+            );
+            let n = seen.entry(base.clone()).or_default();
+            let key = (base.0, base.1, base.2, *n);
+            *n += 1;
+            (key, d)
+        })
+        .collect()
+}
+
+/// What the shadow comparison found, for tests and the text report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShadowSummary {
+    pub cycles_compared: usize,
+    pub mode_differs: usize,
+    /// (active mode, candidate mode) → cycles.
+    pub mode_pairs: BTreeMap<(String, String), usize>,
+    pub active_intents: usize,
+    pub candidate_intents: usize,
+    /// Accepted by the active set, rejected by the candidate: candidate reason → count.
+    pub tightened: BTreeMap<String, usize>,
+    /// Rejected by the active set, accepted by the candidate: active reason → count.
+    pub loosened: BTreeMap<String, usize>,
+    /// Both rejected, for different reasons.
+    pub other_reason: usize,
+    pub only_active: usize,
+    pub only_candidate: usize,
+    pub active_placed: u32,
+    pub candidate_would_place: u32,
+    /// The first differing verdicts, as lines.
+    pub examples: Vec<String>,
+}
+
+/// Compares the active decisions with the shadow's "would have" rows.
+///
+/// # Errors
+/// A database that cannot be read.
+pub fn shadow_summary(store: &Store) -> Result<ShadowSummary, StoreError> {
+    let shadow_cycles = store.shadow_cycles()?;
+    let cycles: BTreeMap<i64, _> = store
+        .cycles()?
+        .into_iter()
+        .map(|c| (c.cycle_id, c))
+        .collect();
+    let mut s = ShadowSummary::default();
+    for sc in &shadow_cycles {
+        let Some(active) = cycles.get(&sc.cycle_id) else {
+            continue;
+        };
+        s.cycles_compared += 1;
+        s.active_placed += active.orders_placed;
+        s.candidate_would_place += sc.would_place;
+        if active.mode != sc.mode {
+            s.mode_differs += 1;
+            *s.mode_pairs
+                .entry((active.mode.as_str().into(), sc.mode.as_str().into()))
+                .or_default() += 1;
+        }
+    }
+    let compared: std::collections::BTreeSet<i64> =
+        shadow_cycles.iter().map(|c| c.cycle_id).collect();
+    let active = keyed(
+        store
+            .decisions(None)?
+            .into_iter()
+            .filter(|d| compared.contains(&d.cycle_id))
+            .collect(),
+    );
+    let candidate = keyed(store.shadow_decisions(None)?);
+    s.active_intents = active.len();
+    s.candidate_intents = candidate.len();
+    for (key, a) in &active {
+        let Some(c) = candidate.get(key) else {
+            s.only_active += 1;
+            continue;
+        };
+        let line = || {
+            format!(
+                "cycle {} {} {}: active {} ({}) | candidate {} ({})",
+                key.0, key.1, key.2, a.reason_code, a.action, c.reason_code, c.action
+            )
+        };
+        match (accepted(a), accepted(c)) {
+            (true, false) => {
+                *s.tightened.entry(c.reason_code.clone()).or_default() += 1;
+                s.examples.push(line());
+            }
+            (false, true) => {
+                *s.loosened.entry(a.reason_code.clone()).or_default() += 1;
+                s.examples.push(line());
+            }
+            (false, false) if a.reason_code != c.reason_code => {
+                s.other_reason += 1;
+                s.examples.push(line());
+            }
+            _ => {}
+        }
+    }
+    s.only_candidate = candidate
+        .keys()
+        .filter(|k| !active.contains_key(*k))
+        .count();
+    s.examples.truncate(10);
+    Ok(s)
+}
+
+fn counts(map: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// The text `btcbot report --shadow` prints.
+pub fn shadow_text(s: &ShadowSummary) -> String {
+    let mut out = String::new();
+    if s.cycles_compared == 0 {
+        return "shadow: no shadow rows in this database (set `shadow:` in rules.yaml)\n".into();
+    }
+    let _ = writeln!(out, "shadow comparison over {} cycles", s.cycles_compared);
+    let _ = writeln!(out, "  mode:        differs in {} cycles", s.mode_differs);
+    for ((a, c), n) in &s.mode_pairs {
+        let _ = writeln!(out, "               active {a} → candidate {c}: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "  intents:     active {} candidate {} (only active {}, only candidate {})",
+        s.active_intents, s.candidate_intents, s.only_active, s.only_candidate
+    );
+    let _ = writeln!(
+        out,
+        "  tightened:   {} accepted by active, rejected by candidate: {}",
+        s.tightened.values().sum::<usize>(),
+        counts(&s.tightened)
+    );
+    let _ = writeln!(
+        out,
+        "  loosened:    {} rejected by active, accepted by candidate: {}",
+        s.loosened.values().sum::<usize>(),
+        counts(&s.loosened)
+    );
+    let _ = writeln!(
+        out,
+        "  other:       {} rejected by both for different reasons",
+        s.other_reason
+    );
+    let _ = writeln!(
+        out,
+        "  orders:      active placed {}, candidate would have placed {}",
+        s.active_placed, s.candidate_would_place
+    );
+    if !s.examples.is_empty() {
+        let _ = writeln!(out, "  first differences:");
+        for e in &s.examples {
+            let _ = writeln!(out, "    {e}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(1_767_225_600_123), "2026-01-01T00:00:00.123Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
