@@ -6,8 +6,8 @@ use crate::domain::{
     Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
 };
 use crate::rules::api::{
-    Ctx, CycleView, IntentView, MarketView, ParamsView, PortfolioView, PositionView, STAT_KEYS,
-    SpecView,
+    Ctx, CycleView, IntentView, Market, MarketView, ParamsView, Portfolio, PortfolioView,
+    PositionView, STAT_KEYS, SpecView,
 };
 use crate::rules::outputs::{parse_anomalies, parse_intents, parse_mode, parse_verdict};
 use crate::rules::sandbox::{CallCost, call};
@@ -126,7 +126,7 @@ fn rule_error(stage: Stage, message: String) -> Anomaly {
 }
 
 fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
-    let markets: BTreeMap<String, MarketView> = input
+    let markets: BTreeMap<String, Market> = input
         .markets
         .iter()
         .map(|m| {
@@ -142,7 +142,7 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
                 ts_ms: m.exchange_ts_ms,
                 age_ms: input.now_ms.saturating_sub(m.exchange_ts_ms),
             };
-            (m.symbol.as_str().to_string(), view)
+            (m.symbol.as_str().to_string(), Market(Arc::new(view)))
         })
         .collect();
     let specs = input
@@ -218,7 +218,7 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             .collect(),
         markets,
         specs,
-        portfolio: PortfolioView {
+        portfolio: Portfolio(Arc::new(PortfolioView {
             quote_asset: p.quote_asset.as_str().into(),
             cash: p.cash,
             cash_total: p.cash_total,
@@ -245,7 +245,7 @@ fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
             gross_exposure: valuation.gross_exposure,
             largest_position_pct: valuation.largest_position_pct,
             positions: Arc::new(positions),
-        },
+        })),
         open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),
         open_orders,
         stats: ParamsView::new(stats),

@@ -29,6 +29,28 @@ pub struct MarketView {
     pub age_ms: INT,
 }
 
+/// What a script holds for a market: a shared handle, so passing it around copies a pointer.
+#[derive(Debug, Clone)]
+pub struct Market(pub Arc<MarketView>);
+
+impl std::ops::Deref for Market {
+    type Target = MarketView;
+    fn deref(&self) -> &MarketView {
+        &self.0
+    }
+}
+
+/// What a script holds for the portfolio (a shared handle, like [`Market`]).
+#[derive(Debug, Clone, Default)]
+pub struct Portfolio(pub Arc<PortfolioView>);
+
+impl std::ops::Deref for Portfolio {
+    type Target = PortfolioView;
+    fn deref(&self) -> &PortfolioView {
+        &self.0
+    }
+}
+
 /// A pair's exchange rules.
 #[derive(Debug, Clone)]
 pub struct SpecView {
@@ -82,13 +104,13 @@ pub struct CycleView {
     pub now_ms: INT,
     pub cycle_id: INT,
     pub symbols: Array,
-    pub markets: BTreeMap<String, MarketView>,
+    pub markets: BTreeMap<String, Market>,
     /// The books of the universe's symbols that have one, in universe order.
     pub market_list: Array,
     /// Universe symbols without a book this cycle.
     pub missing_markets: Array,
     pub specs: BTreeMap<String, SpecView>,
-    pub portfolio: PortfolioView,
+    pub portfolio: Portfolio,
     pub open_orders: BTreeMap<String, INT>,
     pub open_orders_total: INT,
     pub stats: ParamsView,
@@ -172,26 +194,26 @@ pub(super) fn register(engine: &mut Engine) {
 
 fn register_market(engine: &mut Engine) {
     engine
-        .register_type_with_name::<MarketView>("Market")
-        .register_get("symbol", |m: &mut MarketView| m.symbol.clone())
-        .register_get("bid", |m: &mut MarketView| m.bid)
-        .register_get("ask", |m: &mut MarketView| m.ask)
-        .register_get("bid_qty", |m: &mut MarketView| m.bid_qty)
-        .register_get("ask_qty", |m: &mut MarketView| m.ask_qty)
-        .register_get("mid", |m: &mut MarketView| m.mid)
-        .register_get("spread_bps", |m: &mut MarketView| m.spread_bps)
-        .register_get("depth", |m: &mut MarketView| {
+        .register_type_with_name::<Market>("Market")
+        .register_get("symbol", |m: &mut Market| m.symbol.clone())
+        .register_get("bid", |m: &mut Market| m.bid)
+        .register_get("ask", |m: &mut Market| m.ask)
+        .register_get("bid_qty", |m: &mut Market| m.bid_qty)
+        .register_get("ask_qty", |m: &mut Market| m.ask_qty)
+        .register_get("mid", |m: &mut Market| m.mid)
+        .register_get("spread_bps", |m: &mut Market| m.spread_bps)
+        .register_get("depth", |m: &mut Market| {
             m.bid * m.bid_qty + m.ask * m.ask_qty
         })
-        .register_get("has_last", |m: &mut MarketView| m.last.is_some())
-        .register_get("last", |m: &mut MarketView| -> Fallible<Decimal> {
+        .register_get("has_last", |m: &mut Market| m.last.is_some())
+        .register_get("last", |m: &mut Market| -> Fallible<Decimal> {
             // Never `()`: `price > ()` is silently false in Rhai.
             m.last.ok_or_else(|| {
                 runtime_error(format!("{}: no trade seen yet (check has_last)", m.symbol))
             })
         })
-        .register_get("ts_ms", |m: &mut MarketView| m.ts_ms)
-        .register_get("age_ms", |m: &mut MarketView| m.age_ms);
+        .register_get("ts_ms", |m: &mut Market| m.ts_ms)
+        .register_get("age_ms", |m: &mut Market| m.age_ms);
     engine
         .register_type_with_name::<SpecView>("Spec")
         .register_get("tick_size", |s: &mut SpecView| s.tick_size)
@@ -213,37 +235,35 @@ fn register_portfolio(engine: &mut Engine) {
             (p.mark - p.avg_cost) * p.qty
         });
     engine
-        .register_type_with_name::<PortfolioView>("Portfolio")
-        .register_get("quote_asset", |p: &mut PortfolioView| p.quote_asset.clone())
-        .register_get("cash", |p: &mut PortfolioView| p.cash)
-        .register_get("cash_total", |p: &mut PortfolioView| p.cash_total)
-        .register_get("equity", |p: &mut PortfolioView| p.equity)
-        .register_get("realized_pnl", |p: &mut PortfolioView| p.realized_pnl)
-        .register_get("fees", |p: &mut PortfolioView| p.fees)
-        .register_get("cash_mismatch", |p: &mut PortfolioView| p.cash_mismatch)
-        .register_get("qty_mismatch", |p: &mut PortfolioView| {
-            p.qty_mismatch.clone()
-        })
-        .register_get("unrealized_pnl", |p: &mut PortfolioView| p.unrealized_pnl)
-        .register_get("peak_equity", |p: &mut PortfolioView| p.peak_equity)
-        .register_get("drawdown", |p: &mut PortfolioView| p.drawdown)
-        .register_get("pnl_today", |p: &mut PortfolioView| p.pnl_today)
-        .register_get("pnl_week", |p: &mut PortfolioView| p.pnl_week)
-        .register_get("realized_today", |p: &mut PortfolioView| p.realized_today)
-        .register_get("fees_today", |p: &mut PortfolioView| p.fees_today)
-        .register_get("realized_week", |p: &mut PortfolioView| p.realized_week)
-        .register_get("loss_streak", |p: &mut PortfolioView| p.loss_streak)
-        .register_get("gross_exposure", |p: &mut PortfolioView| p.gross_exposure)
-        .register_get("largest_position_pct", |p: &mut PortfolioView| {
+        .register_type_with_name::<Portfolio>("Portfolio")
+        .register_get("quote_asset", |p: &mut Portfolio| p.quote_asset.clone())
+        .register_get("cash", |p: &mut Portfolio| p.cash)
+        .register_get("cash_total", |p: &mut Portfolio| p.cash_total)
+        .register_get("equity", |p: &mut Portfolio| p.equity)
+        .register_get("realized_pnl", |p: &mut Portfolio| p.realized_pnl)
+        .register_get("fees", |p: &mut Portfolio| p.fees)
+        .register_get("cash_mismatch", |p: &mut Portfolio| p.cash_mismatch)
+        .register_get("qty_mismatch", |p: &mut Portfolio| p.qty_mismatch.clone())
+        .register_get("unrealized_pnl", |p: &mut Portfolio| p.unrealized_pnl)
+        .register_get("peak_equity", |p: &mut Portfolio| p.peak_equity)
+        .register_get("drawdown", |p: &mut Portfolio| p.drawdown)
+        .register_get("pnl_today", |p: &mut Portfolio| p.pnl_today)
+        .register_get("pnl_week", |p: &mut Portfolio| p.pnl_week)
+        .register_get("realized_today", |p: &mut Portfolio| p.realized_today)
+        .register_get("fees_today", |p: &mut Portfolio| p.fees_today)
+        .register_get("realized_week", |p: &mut Portfolio| p.realized_week)
+        .register_get("loss_streak", |p: &mut Portfolio| p.loss_streak)
+        .register_get("gross_exposure", |p: &mut Portfolio| p.gross_exposure)
+        .register_get("largest_position_pct", |p: &mut Portfolio| {
             p.largest_position_pct
         })
-        .register_get("positions", |p: &mut PortfolioView| -> Array {
+        .register_get("positions", |p: &mut Portfolio| -> Array {
             p.positions.values().cloned().map(Dynamic::from).collect()
         })
-        .register_fn("qty", |p: &mut PortfolioView, symbol: &str| {
+        .register_fn("qty", |p: &mut Portfolio, symbol: &str| {
             p.positions.get(symbol).map_or(Decimal::ZERO, |x| x.qty)
         })
-        .register_fn("position", |p: &mut PortfolioView, symbol: &str| {
+        .register_fn("position", |p: &mut Portfolio, symbol: &str| {
             p.positions
                 .get(symbol)
                 .cloned()
@@ -277,16 +297,13 @@ fn register_ctx(engine: &mut Engine) {
         .register_fn("has_market", |c: &mut Ctx, symbol: &str| {
             c.view.markets.contains_key(symbol)
         })
-        .register_fn(
-            "market",
-            |c: &mut Ctx, symbol: &str| -> Fallible<MarketView> {
-                c.view
-                    .markets
-                    .get(symbol)
-                    .cloned()
-                    .ok_or_else(|| runtime_error(format!("no market for {symbol}")))
-            },
-        )
+        .register_fn("market", |c: &mut Ctx, symbol: &str| -> Fallible<Market> {
+            c.view
+                .markets
+                .get(symbol)
+                .cloned()
+                .ok_or_else(|| runtime_error(format!("no market for {symbol}")))
+        })
         .register_fn("has_spec", |c: &mut Ctx, symbol: &str| {
             c.view.specs.contains_key(symbol)
         })
