@@ -818,8 +818,8 @@ fn misspelt_property_in_a_guard_is_an_error_never_an_allow() {
             &["pnl_wek"],
         ),
         (
-            "if qty * price < l.min_order_notional",
-            "if qty * price < l[\"min_order_notionl\"]",
+            "let floor = l.min_order_notional;",
+            "let floor = l[\"min_order_notionl\"];",
             &["min_order_notionl"],
         ),
     ];
