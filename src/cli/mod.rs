@@ -1,5 +1,6 @@
 //! Command line: clap definitions and dispatch. Handlers are thin; each command group has a file.
 
+mod backtest;
 mod replay;
 mod report;
 mod rules;
@@ -43,6 +44,15 @@ pub enum Command {
     Report(report::ReportArgs),
     /// One cycle's inputs, anomalies, mode and each intent's path through risk.
     Explain(report::ExplainArgs),
+    /// Replay a dataset through the live cycle as fast as it goes, then summarize.
+    Backtest(backtest::BacktestArgs),
+    /// Compare two runs cycle by cycle; exits 1 on any divergence.
+    Parity(backtest::ParityArgs),
+    /// Export a table of a run's database as CSV or JSON lines.
+    Export(report::ExportArgs),
+    /// Database utilities.
+    #[command(subcommand)]
+    Db(report::DbCommand),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -81,6 +91,10 @@ pub fn run() -> ExitCode {
         Command::SimExchange(args) => sim::run(*args),
         Command::Report(args) => report::report(args),
         Command::Explain(args) => report::explain_cycle(args),
+        Command::Backtest(args) => backtest::backtest(args),
+        Command::Parity(args) => backtest::parity_cmd(args),
+        Command::Export(args) => report::export(args),
+        Command::Db(cmd) => report::db(cmd),
     };
     match result {
         Ok(code) => code,

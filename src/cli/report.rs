@@ -3,8 +3,6 @@
 use crate::report::{explain, shadow_summary, shadow_text};
 use crate::store::Store;
 use clap::Args;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +14,28 @@ pub struct ReportArgs {
     /// Compare the active rules' decisions with the shadow candidate's "would have" rows.
     #[arg(long)]
     pub shadow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The run's database.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// cycles, decisions, orders, fills or equity.
+    #[arg(long)]
+    pub what: String,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DbCommand {
+    /// Rows per table.
+    Count {
+        #[arg(long)]
+        db: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -35,83 +55,98 @@ fn open(db: &std::path::Path) -> Result<Store, String> {
     Store::open_read_only(db).map_err(|e| format!("{}: {e}", db.display()))
 }
 
-fn summary(store: &Store) -> Result<String, String> {
-    let cycles = store.cycles().map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    let (Some(first), Some(last)) = (cycles.first(), cycles.last()) else {
-        return Ok("no cycles in this database\n".into());
-    };
-    let mut modes: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in &cycles {
-        *modes.entry(c.mode.as_str()).or_default() += 1;
-    }
-    let mut verdicts: BTreeMap<String, usize> = BTreeMap::new();
-    for d in store.decisions(None).map_err(|e| e.to_string())? {
-        *verdicts.entry(d.reason_code).or_default() += 1;
-    }
-    let orders = store.orders().map_err(|e| e.to_string())?;
-    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-    for o in &orders {
-        *by_status.entry(o.status.as_str()).or_default() += 1;
-    }
-    let fills = store.fills().map_err(|e| e.to_string())?;
-    let join = |m: Vec<String>| {
-        if m.is_empty() {
-            "none".to_string()
-        } else {
-            m.join(" ")
-        }
-    };
-    let _ = writeln!(
-        out,
-        "cycles:    {} ({} → {})",
-        cycles.len(),
-        crate::report::utc(first.market_ts_ms),
-        crate::report::utc(last.market_ts_ms)
-    );
-    let _ = writeln!(
-        out,
-        "modes:     {}",
-        join(modes.iter().map(|(k, v)| format!("{k}={v}")).collect())
-    );
-    let _ = writeln!(
-        out,
-        "verdicts:  {}",
-        join(verdicts.iter().map(|(k, v)| format!("{k}={v}")).collect())
-    );
-    let _ = writeln!(
-        out,
-        "orders:    {} ({})",
-        orders.len(),
-        join(by_status.iter().map(|(k, v)| format!("{k}={v}")).collect())
-    );
-    let _ = writeln!(out, "fills:     {}", fills.len());
-    if let Some(s) = store.last_equity_snapshot().map_err(|e| e.to_string())? {
-        let max_drawdown = store
-            .equity_snapshots()
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|s| s.drawdown)
-            .max()
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "pnl:       realized {} unrealized {} fees {}; equity {} (peak {}, max drawdown {})",
-            s.realized_pnl, s.unrealized_pnl, s.fees, s.equity, s.peak_equity, max_drawdown
-        );
-    }
-    Ok(out)
-}
-
 pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let store = open(&args.db)?;
     if args.shadow {
         let s = shadow_summary(&store).map_err(|e| e.to_string())?;
         print!("{}", shadow_text(&s));
     } else {
-        print!("{}", summary(&store)?);
+        let r = crate::report::run_report(&store).map_err(|e| e.to_string())?;
+        print!("{}", crate::report::run_text(&r));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn db(cmd: DbCommand) -> Result<ExitCode, String> {
+    match cmd {
+        DbCommand::Count { db } => {
+            let store = open(&db)?;
+            for (table, n) in store.table_counts().map_err(|e| e.to_string())? {
+                println!("{table:<20} {n}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn export(args: ExportArgs) -> Result<ExitCode, String> {
+    use crate::store::Cell;
+    if args.format != "csv" && args.format != "jsonl" {
+        return Err(format!(
+            "--format must be csv or jsonl, got {:?}",
+            args.format
+        ));
+    }
+    let store = open(&args.db)?;
+    let write_err = |e: std::io::Error| format!("cannot write: {e}");
+    let cell_text = |c: Cell| match c {
+        Cell::Null => String::new(),
+        Cell::Int(i) => i.to_string(),
+        Cell::Text(t) => t,
+    };
+    let result = export_rows(&store, &args, write_err, cell_text);
+    match result {
+        // `btcbot export … | head` is a normal way to look.
+        Err(e) if e.contains("Broken pipe") => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn export_rows(
+    store: &Store,
+    args: &ExportArgs,
+    write_err: impl Fn(std::io::Error) -> String + Copy,
+    cell_text: impl Fn(crate::store::Cell) -> String + Copy,
+) -> Result<(), String> {
+    use crate::store::Cell;
+    use std::io::Write;
+    if args.format == "jsonl" {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        store
+            .export_table(&args.what, |columns, cells| {
+                let obj: serde_json::Map<String, serde_json::Value> = columns
+                    .iter()
+                    .zip(cells)
+                    .map(|(k, c)| {
+                        let v = match c {
+                            Cell::Null => serde_json::Value::Null,
+                            Cell::Int(i) => serde_json::Value::from(i),
+                            Cell::Text(t) => serde_json::Value::String(t),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Object(obj)).map_err(write_err)
+            })
+            .map_err(|e| e.to_string())?;
+        out.flush().map_err(write_err)?;
+    } else {
+        let mut csv = csv::Writer::from_writer(std::io::stdout().lock());
+        let mut header_done = false;
+        store
+            .export_table(&args.what, |columns, cells| {
+                if !header_done {
+                    csv.write_record(columns).map_err(|e| e.to_string())?;
+                    header_done = true;
+                }
+                let record: Vec<String> = cells.into_iter().map(cell_text).collect();
+                csv.write_record(&record).map_err(|e| e.to_string())
+            })
+            .map_err(|e| e.to_string())?;
+        csv.flush().map_err(write_err)?;
+    }
+    Ok(())
 }
 
 pub fn explain_cycle(args: ExplainArgs) -> Result<ExitCode, String> {

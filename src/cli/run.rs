@@ -44,11 +44,11 @@ fn parse_speed(text: &str) -> Result<Pacing, String> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
     let options = RunOptions {
-        config_dir: args.config,
         max_cycles: if args.once { Some(1) } else { args.max_cycles },
         pacing: args.speed,
         db: args.db,
         watch: !args.no_watch,
+        ..RunOptions::new(args.config)
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

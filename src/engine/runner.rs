@@ -40,6 +40,27 @@ pub struct RunOptions {
     pub db: Option<PathBuf>,
     /// Watch the config and rules for changes (hot reload).
     pub watch: bool,
+    /// Replay this dataset instead of bot.yaml's (the venue must be a replay).
+    pub dataset: Option<PathBuf>,
+    /// Market-time window of a replay: the first cycle is at or after `from_ms`, none after `to_ms`.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl RunOptions {
+    /// Options for `config_dir` with every override off.
+    pub fn new(config_dir: PathBuf) -> Self {
+        Self {
+            config_dir,
+            max_cycles: None,
+            pacing: None,
+            db: None,
+            watch: false,
+            dataset: None,
+            from_ms: None,
+            to_ms: None,
+        }
+    }
 }
 
 /// What a run did, printed at the end.
@@ -118,6 +139,8 @@ pub struct Runner {
     clock: CycleClock,
     next_cycle_id: i64,
     kill_switch_file: Option<PathBuf>,
+    /// Called after every committed cycle with its market time (a progress bar).
+    pub on_cycle: Option<Box<dyn FnMut(i64) + Send>>,
 }
 
 /// Moves a replay database that already holds a run aside (never deletes it).
@@ -187,7 +210,16 @@ impl Runner {
     /// One line saying what is wrong (config, rules, dataset, database).
     pub async fn start(options: RunOptions) -> Result<Runner, String> {
         let set = RuleSet::build(&options.config_dir).map_err(|e| e.to_string())?;
-        let config = set.config.clone();
+        let mut config = set.config.clone();
+        if let Some(dataset) = &options.dataset {
+            if config.dataset.is_none() {
+                return Err(format!(
+                    "{}: --dataset needs a replay venue (bot.yaml exchange.kind: replay)",
+                    config.dir.join("bot.yaml").display()
+                ));
+            }
+            config.dataset = Some(dataset.clone());
+        }
         let bot = &config.bot;
         let db_path = options
             .db
@@ -335,7 +367,9 @@ impl Runner {
         };
         let mut shell = shell;
         let first_ts = match venue.clock {
-            CycleClock::Replay { first_ts_ms } => first_ts_ms,
+            CycleClock::Replay { first_ts_ms } => {
+                first_ts_ms.max(options.from_ms.unwrap_or(i64::MIN))
+            }
             CycleClock::Wall => wall_ms(),
         };
         let recovery = shell.recover(first_ts).await.map_err(|e| e.to_string())?;
@@ -379,6 +413,7 @@ impl Runner {
             next_ts_ms: first_ts,
             clock: venue.clock,
             next_cycle_id,
+            on_cycle: None,
         })
     }
 
@@ -462,6 +497,9 @@ impl Runner {
                 CycleClock::Replay { .. } => self.next_ts_ms,
                 CycleClock::Wall => wall_ms(),
             };
+            if self.options.to_ms.is_some_and(|to| now_ms > to) {
+                break;
+            }
             let more = self
                 .shell
                 .exchange
@@ -486,6 +524,9 @@ impl Runner {
                 .run_cycle(&rules, cycle_id, now_ms, floor)
                 .await?;
             self.tally(&outcome, &rules.hash);
+            if let Some(hook) = self.on_cycle.as_mut() {
+                hook(now_ms);
+            }
             self.next_cycle_id += 1;
             self.next_ts_ms += self.interval_ms;
             done += 1;

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 mod explain;
+mod parity;
+mod run;
 pub use explain::explain;
+pub use parity::{Parity, parity};
+pub use run::{RunReport, run_report, run_text};
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` for milliseconds since the epoch (UTC, proleptic Gregorian).
 pub fn utc(ms: i64) -> String {

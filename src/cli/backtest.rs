@@ -1,0 +1,168 @@
+//! `btcbot backtest` (the live cycle over a replay dataset, as fast as it goes) and
+//! `btcbot parity A.db B.db`.
+
+use crate::engine::runner::{Pacing, RunOptions, Runner};
+use crate::report::{parity, run_report, run_text};
+use crate::store::Store;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Config directory; its bot.yaml venue must be a replay.
+    #[arg(long, default_value_os_t = super::default_config_dir())]
+    pub config: PathBuf,
+    /// The dataset to replay (default: bot.yaml's).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// First market time: milliseconds since the epoch or an RFC 3339 UTC time
+    /// (`2026-01-01T00:30:00Z`).
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<i64>,
+    /// Last market time, as `--from`.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<i64>,
+    /// The SQLite file to write (an existing one is kept beside it, renamed).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// The first run's database.
+    pub a: PathBuf,
+    /// The second run's database.
+    pub b: PathBuf,
+    /// Count the differing cycles instead of stopping at the first.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// Milliseconds since the epoch, or `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("expected milliseconds or YYYY-MM-DDTHH:MM:SS[.mmm]Z, got {text:?}");
+    let t = text.strip_suffix('Z').ok_or_else(bad)?;
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (hms, millis) = time.split_once('.').unwrap_or((time, "0"));
+    let tm: Vec<i64> = hms
+        .split(':')
+        .map(|p| p.parse().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let ms: i64 = format!("{millis:0<3}")[..3].parse().map_err(|_| bad())?;
+    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), tm.as_slice()) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(m) || !(1..=31).contains(day) || *hh > 23 || *mm > 59 || *ss > 60 {
+        return Err(bad());
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if *m <= 2 { y - 1 } else { *y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if *m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms)
+}
+
+pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
+    let options = RunOptions {
+        pacing: Some(Pacing::Max),
+        db: Some(args.out.clone()),
+        dataset: args.dataset,
+        from_ms: args.from,
+        to_ms: args.to,
+        ..RunOptions::new(args.config)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut runner = Runner::start(options).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed} {pos} cycles ({per_sec}) {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        });
+        runner.on_cycle = bar.clone().map(|b| {
+            Box::new(move |ts_ms: i64| {
+                b.inc(1);
+                if b.position() % 256 == 0 {
+                    b.set_message(crate::report::utc(ts_ms));
+                }
+            }) as Box<dyn FnMut(i64) + Send>
+        });
+        runner.run(&stop).await.map_err(|e| e.to_string())?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok::<(), String>(())
+    })?;
+    let store = open(&args.out)?;
+    let report = run_report(&store).map_err(|e| e.to_string())?;
+    println!("backtest → {}", args.out.display());
+    print!("{}", run_text(&report));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn open(db: &Path) -> Result<Store, String> {
+    if !db.is_file() {
+        return Err(format!("{}: no such database", db.display()));
+    }
+    Store::open_read_only(db).map_err(|e| format!("{}: {e}", db.display()))
+}
+
+pub fn parity_cmd(args: ParityArgs) -> Result<ExitCode, String> {
+    let (a, b) = (open(&args.a)?, open(&args.b)?);
+    let p = parity(&a, &b).map_err(|e| e.to_string())?;
+    if p.identical() {
+        println!("parity: {} cycles, identical", p.compared);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.summary {
+        println!(
+            "parity: {} cycles compared, {} fingerprints differ, {} with different decisions \
+             (first at {}), {} only in A, {} only in B{}",
+            p.compared,
+            p.differing.len(),
+            p.decisions_differ.len(),
+            p.decisions_differ
+                .first()
+                .map_or("-".to_string(), ToString::to_string),
+            p.only_a,
+            p.only_b,
+            if p.rules_differ {
+                "; the rule sets differ"
+            } else {
+                ""
+            }
+        );
+    } else if let Some(first) = &p.first {
+        print!("{first}");
+    }
+    Ok(ExitCode::from(1))
+}
