@@ -176,3 +176,81 @@ fn backtests_are_reproducible_and_a_changed_rule_is_a_named_divergence() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown table \"nope\""));
 }
+
+#[test]
+fn a_quotes_csv_imports_into_a_dataset_that_backtests() {
+    let f = Fixture::new();
+    let dir = f.tmp.path();
+    // Two symbols, a random-ish walk on the tick grid, one quote every 250 ms for 10 minutes.
+    let mut csv = String::from("ts_ms,symbol,bid,bid_qty,ask,ask_qty\n");
+    let mut btc: i64 = 3_500_000;
+    let mut eth: i64 = 125_000;
+    for i in 0..2400i64 {
+        let ts = 1_767_225_600_000 + i * 250;
+        if i % 2 == 0 {
+            btc += [-30, 10, 20, -10][usize::try_from(i % 4).unwrap()];
+            csv.push_str(&format!("{ts},BTCTRY,{btc},0.5,{},0.5\n", btc + 10));
+        } else {
+            eth += [-3, 1, 2, -1][usize::try_from(i % 4).unwrap()];
+            csv.push_str(&format!("{ts},ETHTRY,{eth},2,{},2\n", eth + 1));
+        }
+    }
+    let quotes = dir.join("quotes.csv");
+    std::fs::write(&quotes, &csv).unwrap();
+    let dataset = dir.join("imported");
+    let o = btcbot(&[
+        "replay",
+        "import",
+        "--quotes",
+        quotes.to_str().unwrap(),
+        "--out",
+        dataset.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text(&o).contains("2400 quotes, symbols BTCTRY,ETHTRY"),
+        "{}",
+        text(&o)
+    );
+    let db = dir.join("imported.db");
+    let summary = backtest(&f.config, &db, &["--dataset", dataset.to_str().unwrap()]);
+    assert!(summary.contains("cycles:     600 "), "{summary}");
+
+    // Bad input: one line naming the file and line, non-zero, nothing half-written.
+    for (body, needle) in [
+        ("ts,symbol,bid,bid_qty,ask,ask_qty\n", ":1: header must be"),
+        (
+            "ts_ms,symbol,bid,bid_qty,ask,ask_qty\n1,BTCTRY,3500000,1,3500010,1\n0,BTCTRY,3500000,1,3500010,1\n",
+            ":3: ts_ms 0 is before",
+        ),
+        (
+            "ts_ms,symbol,bid,bid_qty,ask,ask_qty\n1,BTCTRY,abc,1,3500010,1\n",
+            ":2: bid:",
+        ),
+        (
+            "ts_ms,symbol,bid,bid_qty,ask,ask_qty\n1,BTCTRY,3500010,1,3500000,1\n",
+            ":2: crossed book",
+        ),
+        (
+            "ts_ms,symbol,bid,bid_qty,ask,ask_qty\n1,DOGETRY,1,1,2,1\n",
+            ":2: symbol DOGETRY is not in the exchange info",
+        ),
+    ] {
+        let bad = dir.join("bad.csv");
+        std::fs::write(&bad, body).unwrap();
+        let out = dir.join("bad-dataset");
+        let o = btcbot(&[
+            "replay",
+            "import",
+            "--quotes",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{body}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!out.join("manifest.json").exists());
+    }
+}

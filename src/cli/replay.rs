@@ -1,4 +1,4 @@
-//! `btcbot replay synth`.
+//! `btcbot replay synth` and `btcbot replay import`.
 
 use crate::domain::Symbol;
 use crate::exchange::replay::{SynthOptions, write_synth_dataset};
@@ -29,6 +29,19 @@ pub enum ReplayCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Import a top-of-book quotes CSV (`ts_ms,symbol,bid,bid_qty,ask,ask_qty`, time-ordered)
+    /// as a dataset.
+    Import {
+        /// The quotes CSV.
+        #[arg(long)]
+        quotes: PathBuf,
+        /// A BTCTurk exchangeinfo payload for the symbol specs (default: the bundled one).
+        #[arg(long)]
+        exchangeinfo: Option<PathBuf>,
+        /// Output dataset directory (created).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn run(cmd: ReplayCommand) -> Result<ExitCode, String> {
@@ -54,6 +67,23 @@ pub fn run(cmd: ReplayCommand) -> Result<ExitCode, String> {
                 &out,
             )?;
             println!("wrote {} ({summary:?})", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        ReplayCommand::Import {
+            quotes,
+            exchangeinfo,
+            out,
+        } => {
+            let s = crate::exchange::replay::import_quotes(&quotes, exchangeinfo.as_deref(), &out)?;
+            let names: Vec<&str> = s.symbols.iter().map(Symbol::as_str).collect();
+            println!(
+                "wrote {}: {} quotes, symbols {}, {} → {}",
+                out.display(),
+                s.quotes,
+                names.join(","),
+                crate::report::utc(s.start_ms),
+                crate::report::utc(s.end_ms)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -8,6 +8,7 @@
 //! - [`write_synth_dataset`] writes a deterministic synthetic dataset.
 
 mod dataset;
+mod import;
 mod matching;
 mod reader;
 mod seed_layout;
@@ -20,6 +21,7 @@ pub use dataset::{
     Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
     ReplayEvent, open_dataset,
 };
+pub use import::{ImportSummary, QUOTES_HEADER, import_quotes};
 pub use matching::MatchingEngine;
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
 pub use validate::Reject;

@@ -281,8 +281,16 @@ fn write_events(
 
 /// The bundled exchangeinfo body restricted to `symbols`.
 fn filtered_exchange_info(symbols: &[Symbol]) -> Result<String, String> {
-    let mut root: Value = serde_json::from_str(bundled_exchange_info())
-        .map_err(|e| format!("bundled exchangeinfo: {e}"))?;
+    filter_exchange_info(bundled_exchange_info(), "bundled exchangeinfo", symbols)
+}
+
+/// The exchangeinfo payload `text` with only `symbols` left in `data.symbols`.
+pub(super) fn filter_exchange_info(
+    text: &str,
+    what: &str,
+    symbols: &[Symbol],
+) -> Result<String, String> {
+    let mut root: Value = serde_json::from_str(text).map_err(|e| format!("{what}: {e}"))?;
     if let Some(list) = root
         .get_mut("data")
         .and_then(|d| d.get_mut("symbols"))
@@ -301,7 +309,7 @@ fn filtered_exchange_info(symbols: &[Symbol]) -> Result<String, String> {
 }
 
 /// Writes `path` through a `.tmp` sibling and renames it into place.
-fn write_atomic<T>(
+pub(super) fn write_atomic<T>(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>,
 ) -> Result<T, String> {
