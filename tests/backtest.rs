@@ -136,6 +136,38 @@ fn backtests_are_reproducible_and_a_changed_rule_is_a_named_divergence() {
         "{windowed}"
     );
 
+    // The HTML report: one self-contained page whose charts have data.
+    let page_path = dir.join("report.html");
+    let r = btcbot(&[
+        "report",
+        "--db",
+        a.to_str().unwrap(),
+        "--html",
+        page_path.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.trim_end().ends_with("</html>"));
+    assert!(!page.contains("<script") && !page.contains("http://") && !page.contains("https://"));
+    for class in ["equity", "drawdown", "exposure"] {
+        let at = page
+            .find(&format!(r#"<svg class="{class}""#))
+            .unwrap_or_else(|| panic!("no {class} chart"));
+        let svg = &page[at..at + page[at..].find("</svg>").unwrap()];
+        let points = svg
+            .split(r#"points=""#)
+            .nth(1)
+            .and_then(|p| p.split('"').next())
+            .unwrap_or("");
+        assert!(
+            points.split(' ').count() > 100,
+            "{class} chart has {} points",
+            points.split(' ').count()
+        );
+    }
+    assert!(page.contains(r#"class="mode-normal""#), "mode chart empty");
+    assert!(page.contains("Verdicts by reason code") && page.contains("SYMBOL_COOLDOWN"));
+
     // Export and counts read the same rows.
     let counts = text(&btcbot(&["db", "count", "--db", a.to_str().unwrap()]));
     let count_of = |table: &str| -> usize {

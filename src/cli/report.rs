@@ -14,6 +14,9 @@ pub struct ReportArgs {
     /// Compare the active rules' decisions with the shadow candidate's "would have" rows.
     #[arg(long)]
     pub shadow: bool,
+    /// Also write one self-contained HTML page (charts and tables) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +60,12 @@ fn open(db: &std::path::Path) -> Result<Store, String> {
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, String> {
     let store = open(&args.db)?;
+    if let Some(path) = &args.html {
+        let title = format!("btcbot run: {}", args.db.display());
+        let page = crate::report::html_report(&store, &title).map_err(|e| e.to_string())?;
+        std::fs::write(path, page).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     if args.shadow {
         let s = shadow_summary(&store).map_err(|e| e.to_string())?;
         print!("{}", shadow_text(&s));

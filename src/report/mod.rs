@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 mod explain;
+mod html;
 mod parity;
 mod run;
 pub use explain::explain;
+pub use html::html_report;
 pub use parity::{Parity, parity};
 pub use run::{RunReport, run_report, run_text};
 
