@@ -67,12 +67,18 @@ fn line_chart(title: &str, class: &str, points: &[(i64, Decimal)]) -> String {
         W + PAD_L
     );
     for v in [hi, (hi + lo) / Decimal::TWO, lo] {
+        // Never print a negative zero ("-0.00").
+        let label = if v.round_dp(2).is_zero() {
+            Decimal::ZERO
+        } else {
+            v.round_dp(2)
+        };
         let _ = write!(
             svg,
             r#"<text x="{}" y="{}" class="tick" text-anchor="end">{}</text>"#,
             PAD_L - 4,
             y(v) + Decimal::from(4),
-            v.round_dp(2)
+            label
         );
     }
     let _ = write!(
