@@ -286,3 +286,95 @@ fn a_quotes_csv_imports_into_a_dataset_that_backtests() {
         assert!(!out.join("manifest.json").exists());
     }
 }
+
+#[test]
+fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+    let base = Fixture::new();
+    let tight = Fixture::new();
+    tight.edit_config(
+        "risk.yaml",
+        "max_position_notional: 5000",
+        "max_position_notional: 2000",
+    );
+    tight.edit_config("rules.yaml", "tests: tests", "tests: none-for-this-copy");
+    let keep = base.tmp.path().join("diff");
+    let run = |fail_on: &str, format: &str| {
+        btcbot(&[
+            "rules",
+            "diff",
+            "--config",
+            base.config.to_str().unwrap(),
+            "--candidate",
+            tight.config.to_str().unwrap(),
+            "--format",
+            format,
+            "--fail-on",
+            fail_on,
+            "--keep",
+            keep.to_str().unwrap(),
+        ])
+    };
+    let o = run("loosen", "json");
+    assert!(
+        o.status.success(),
+        "a tighter limit loosens nothing: {}",
+        text(&o)
+    );
+    let report: serde_json::Value = serde_json::from_str(&text(&o)).unwrap();
+    let tightened = &report["same_inputs"]["tightened"];
+    assert_eq!(report["same_inputs"]["loosened"], serde_json::json!({}));
+
+    // Independently: the base run's accepted buys that a 2,000 TRY position limit refuses,
+    // i.e. position notional (qty × the cycle's mark) + the intent's notional > 2,000.
+    let store = btcbot::store::Store::open_read_only(&keep.join("base.db")).unwrap();
+    let snapshots: std::collections::BTreeMap<i64, Vec<serde_json::Value>> = store
+        .equity_snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.cycle_id, serde_json::from_str(&s.positions_json).unwrap()))
+        .collect();
+    let d = |v: &serde_json::Value| Decimal::from_str(v.as_str().unwrap()).unwrap();
+    let expected = store
+        .decisions(None)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.side.as_str() == "buy" && (r.verdict == "accept" || r.verdict == "resize"))
+        .filter(|r| {
+            let held: Decimal = snapshots[&r.cycle_id]
+                .iter()
+                .filter(|p| p["symbol"] == r.symbol.as_str())
+                .map(|p| d(&p["qty"]) * d(&p["mark"]))
+                .sum();
+            held + r.price * r.qty > Decimal::from(2000)
+        })
+        .count();
+    assert!(
+        expected > 0,
+        "the sample never comes near the tighter limit"
+    );
+    assert_eq!(
+        tightened,
+        &serde_json::json!({ "MAX_POSITION_NOTIONAL": expected }),
+        "the candidate's extra rejections on the same inputs"
+    );
+    // The reverse change loosens, and the gate says so.
+    let loosen = btcbot(&[
+        "rules",
+        "diff",
+        "--config",
+        tight.config.to_str().unwrap(),
+        "--candidate",
+        base.config.to_str().unwrap(),
+        "--fail-on",
+        "loosen",
+    ]);
+    assert_eq!(loosen.status.code(), Some(1), "{}", text(&loosen));
+    assert!(text(&loosen).contains("loosened:   "), "{}", text(&loosen));
+    assert!(
+        text(&loosen).contains("MAX_POSITION_NOTIONAL="),
+        "{}",
+        text(&loosen)
+    );
+}

@@ -129,6 +129,33 @@ pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs one backtest to completion, without output (for `rules diff`).
+pub(crate) fn run_quiet(
+    config: PathBuf,
+    dataset: Option<PathBuf>,
+    out: PathBuf,
+    shadow: Option<PathBuf>,
+) -> Result<(), String> {
+    let options = RunOptions {
+        pacing: Some(Pacing::Max),
+        db: Some(out),
+        dataset,
+        shadow_mirrors_state: shadow.is_some(),
+        shadow,
+        ..RunOptions::new(config)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut runner = Runner::start(options).await?;
+        let stop = AtomicBool::new(false);
+        runner.run(&stop).await.map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
 pub(crate) fn open(db: &Path) -> Result<Store, String> {
     if !db.is_file() {
         return Err(format!("{}: no such database", db.display()));

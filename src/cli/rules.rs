@@ -19,10 +19,140 @@ pub enum RulesCommand {
         #[arg(long, default_value_os_t = super::default_config_dir())]
         config: PathBuf,
     },
+    /// Replay one dataset with the config's rules and with a candidate's (both at once), and
+    /// report what the candidate changes.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The current config directory (the base).
+    #[arg(long, default_value_os_t = super::default_config_dir())]
+    pub config: PathBuf,
+    /// The candidate config directory.
+    #[arg(long)]
+    pub candidate: PathBuf,
+    /// The dataset (default: the base's bot.yaml).
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// text or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Also write the two runs' reports as one HTML page.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Exit 1 when the candidate `loosen`s any verdict, on `any` difference, or `never`.
+    #[arg(long, default_value = "never")]
+    pub fail_on: String,
+    /// Keep the two runs' databases in this directory (base.db, candidate.db).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+fn diff(args: DiffArgs) -> Result<ExitCode, String> {
+    if !["never", "loosen", "any"].contains(&args.fail_on.as_str()) {
+        return Err(format!(
+            "--fail-on must be never, loosen or any, got {:?}",
+            args.fail_on
+        ));
+    }
+    if args.format != "text" && args.format != "json" {
+        return Err(format!(
+            "--format must be text or json, got {:?}",
+            args.format
+        ));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    let dir = match &args.keep {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let (base_db, cand_db) = (dir.join("base.db"), dir.join("candidate.db"));
+    // One pass in time: both replays run at once, one per core. The base run carries the
+    // candidate as its shadow, so verdicts are also compared on identical inputs.
+    let candidate_dir = std::path::absolute(&args.candidate)
+        .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
+    let base = {
+        let (c, d, o, s) = (
+            args.config.clone(),
+            args.dataset.clone(),
+            base_db.clone(),
+            Some(candidate_dir.clone()),
+        );
+        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s))
+    };
+    let cand_result = super::backtest::run_quiet(
+        args.candidate.clone(),
+        args.dataset.clone().or_else(|| {
+            crate::config::Config::load(&args.config)
+                .ok()
+                .and_then(|c| c.dataset)
+        }),
+        cand_db.clone(),
+        None,
+    );
+    let base_result = base
+        .join()
+        .map_err(|_| "the base replay panicked".to_string())?;
+    base_result.map_err(|e| format!("base ({}): {e}", args.config.display()))?;
+    cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))?;
+    let (a, b) = (
+        super::backtest::open(&base_db)?,
+        super::backtest::open(&cand_db)?,
+    );
+    let mut d = crate::report::diff_runs(&a, &b).map_err(|e| e.to_string())?;
+    d.same_inputs = crate::report::shadow_summary(&a).map_err(|e| e.to_string())?;
+    if args.format == "json" {
+        println!("{}", crate::report::diff_json(&d));
+    } else {
+        print!("{}", crate::report::diff_text(&d));
+    }
+    if let Some(path) = &args.html {
+        let mut page = crate::report::html_report(&b, "candidate").map_err(|e| e.to_string())?;
+        let base_page = crate::report::html_report(&a, "base").map_err(|e| e.to_string())?;
+        let summary = format!(
+            "<h1>rules diff</h1><pre>{}</pre>",
+            crate::report::diff_text(&d)
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        );
+        // One page: the diff, then each run's charts and tables.
+        let body = |p: &str| -> String {
+            p.split_once("<body>")
+                .and_then(|(_, rest)| rest.rsplit_once("</body>"))
+                .map(|(b, _)| b.to_string())
+                .unwrap_or_default()
+        };
+        let head = page
+            .split_once("<body>")
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_default();
+        page = format!(
+            "{head}<body>{summary}{}{}</body></html>\n",
+            body(&base_page),
+            body(&page)
+        );
+        std::fs::write(path, page).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let fail = match args.fail_on.as_str() {
+        "loosen" => d.loosens(),
+        "any" => d.differs(),
+        _ => false,
+    };
+    Ok(if fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode, String> {
     match cmd {
+        RulesCommand::Diff(args) => diff(args),
         RulesCommand::Check { config } => match RuleSet::build(&config) {
             Ok(set) => {
                 println!("ok: rules {} from {}", set.hash, config.display());

@@ -45,6 +45,10 @@ pub struct RunOptions {
     /// Market-time window of a replay: the first cycle is at or after `from_ms`, none after `to_ms`.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// A shadow candidate config directory, in place of rules.yaml's `shadow`.
+    pub shadow: Option<PathBuf>,
+    /// The shadow decides from the active set's script state (see `Shadow::mirror_state`).
+    pub shadow_mirrors_state: bool,
 }
 
 impl RunOptions {
@@ -59,6 +63,8 @@ impl RunOptions {
             dataset: None,
             from_ms: None,
             to_ms: None,
+            shadow: None,
+            shadow_mirrors_state: false,
         }
     }
 }
@@ -220,6 +226,9 @@ impl Runner {
             }
             config.dataset = Some(dataset.clone());
         }
+        if let Some(shadow) = &options.shadow {
+            config.rules.shadow = Some(shadow.clone());
+        }
         let bot = &config.bot;
         let db_path = options
             .db
@@ -313,6 +322,7 @@ impl Runner {
             super::shadow::Shadow {
                 rules,
                 states: shadow_states,
+                mirror_state: options.shadow_mirrors_state,
             }
         });
         let live_orders = store
@@ -434,7 +444,11 @@ impl Runner {
                     .take()
                     .map(|s| s.states)
                     .unwrap_or_default();
-                self.shell.shadow = Some(super::shadow::Shadow { rules, states });
+                self.shell.shadow = Some(super::shadow::Shadow {
+                    rules,
+                    states,
+                    mirror_state: self.options.shadow_mirrors_state,
+                });
             }
             Ok(None) => self.shell.shadow = None,
             Err(e) => {

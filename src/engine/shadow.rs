@@ -16,6 +16,9 @@ pub const STATE_PREFIX: &str = "shadow:";
 pub struct Shadow {
     pub rules: RuleSet,
     pub states: [Dynamic; 4],
+    /// Decide from the active set's script state every cycle instead of its own, so a
+    /// difference is the rules' alone (`rules diff` uses this; shadow mode does not).
+    pub mirror_state: bool,
 }
 
 /// The decision log rows of a cycle's judged intents and their planned actions.
@@ -64,7 +67,9 @@ impl Shadow {
         gates: Gates,
     ) -> (ShadowRecord, [Dynamic; 4]) {
         let mut shadow_input = input.clone();
-        shadow_input.states = self.states.clone();
+        if !self.mirror_state {
+            shadow_input.states = self.states.clone();
+        }
         let decision = decide(&self.rules, &shadow_input);
         let actions = plan(
             input.cycle_id,

@@ -5,10 +5,12 @@ use crate::store::{DecisionRow, Store, StoreError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+mod diff;
 mod explain;
 mod html;
 mod parity;
 mod run;
+pub use diff::{DiffReport, diff_json, diff_runs, diff_text};
 pub use explain::explain;
 pub use html::html_report;
 pub use parity::{Parity, parity};
@@ -58,6 +60,80 @@ fn keyed(rows: Vec<DecisionRow>) -> BTreeMap<(i64, String, String, u32), Decisio
             (key, d)
         })
         .collect()
+}
+
+/// Two lists of verdicts matched intent by intent (see [`keyed`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerdictDiff {
+    pub a_intents: usize,
+    pub b_intents: usize,
+    /// Accepted by A, rejected by B: B's reason → count.
+    pub tightened: BTreeMap<String, usize>,
+    /// Rejected by A, accepted by B: A's reason → count.
+    pub loosened: BTreeMap<String, usize>,
+    pub other_reason: usize,
+    pub only_a: usize,
+    pub only_b: usize,
+    /// Every tightened / loosened intent: (cycle, symbol, side, A's reason, B's reason).
+    pub changed: Vec<(i64, String, String, String, String)>,
+    /// The first differences, as lines.
+    pub examples: Vec<String>,
+}
+
+/// Matches `a` and `b` by (cycle, symbol, side, n-th of the cycle) and sorts the differences.
+pub fn compare_verdicts(
+    a: Vec<DecisionRow>,
+    b: Vec<DecisionRow>,
+    a_name: &str,
+    b_name: &str,
+) -> VerdictDiff {
+    let (a, b) = (keyed(a), keyed(b));
+    let mut v = VerdictDiff {
+        a_intents: a.len(),
+        b_intents: b.len(),
+        ..VerdictDiff::default()
+    };
+    for (key, x) in &a {
+        let Some(y) = b.get(key) else {
+            v.only_a += 1;
+            continue;
+        };
+        let line = || {
+            format!(
+                "cycle {} {} {}: {a_name} {} ({}) | {b_name} {} ({})",
+                key.0, key.1, key.2, x.reason_code, x.action, y.reason_code, y.action
+            )
+        };
+        let record = |v: &mut VerdictDiff| {
+            v.changed.push((
+                key.0,
+                key.1.clone(),
+                key.2.clone(),
+                x.reason_code.clone(),
+                y.reason_code.clone(),
+            ));
+        };
+        match (accepted(x), accepted(y)) {
+            (true, false) => {
+                *v.tightened.entry(y.reason_code.clone()).or_default() += 1;
+                record(&mut v);
+                v.examples.push(line());
+            }
+            (false, true) => {
+                *v.loosened.entry(x.reason_code.clone()).or_default() += 1;
+                record(&mut v);
+                v.examples.push(line());
+            }
+            (false, false) if x.reason_code != y.reason_code => {
+                v.other_reason += 1;
+                v.examples.push(line());
+            }
+            _ => {}
+        }
+    }
+    v.only_b = b.keys().filter(|k| !a.contains_key(*k)).count();
+    v.examples.truncate(10);
+    v
 }
 
 /// What the shadow comparison found, for tests and the text report.
@@ -111,47 +187,20 @@ pub fn shadow_summary(store: &Store) -> Result<ShadowSummary, StoreError> {
     }
     let compared: std::collections::BTreeSet<i64> =
         shadow_cycles.iter().map(|c| c.cycle_id).collect();
-    let active = keyed(
-        store
-            .decisions(None)?
-            .into_iter()
-            .filter(|d| compared.contains(&d.cycle_id))
-            .collect(),
-    );
-    let candidate = keyed(store.shadow_decisions(None)?);
-    s.active_intents = active.len();
-    s.candidate_intents = candidate.len();
-    for (key, a) in &active {
-        let Some(c) = candidate.get(key) else {
-            s.only_active += 1;
-            continue;
-        };
-        let line = || {
-            format!(
-                "cycle {} {} {}: active {} ({}) | candidate {} ({})",
-                key.0, key.1, key.2, a.reason_code, a.action, c.reason_code, c.action
-            )
-        };
-        match (accepted(a), accepted(c)) {
-            (true, false) => {
-                *s.tightened.entry(c.reason_code.clone()).or_default() += 1;
-                s.examples.push(line());
-            }
-            (false, true) => {
-                *s.loosened.entry(a.reason_code.clone()).or_default() += 1;
-                s.examples.push(line());
-            }
-            (false, false) if a.reason_code != c.reason_code => {
-                s.other_reason += 1;
-                s.examples.push(line());
-            }
-            _ => {}
-        }
-    }
-    s.only_candidate = candidate
-        .keys()
-        .filter(|k| !active.contains_key(*k))
-        .count();
+    let active: Vec<DecisionRow> = store
+        .decisions(None)?
+        .into_iter()
+        .filter(|d| compared.contains(&d.cycle_id))
+        .collect();
+    let v = compare_verdicts(active, store.shadow_decisions(None)?, "active", "candidate");
+    s.active_intents = v.a_intents;
+    s.candidate_intents = v.b_intents;
+    s.tightened = v.tightened;
+    s.loosened = v.loosened;
+    s.other_reason = v.other_reason;
+    s.only_active = v.only_a;
+    s.only_candidate = v.only_b;
+    s.examples = v.examples;
     s.examples.truncate(10);
     Ok(s)
 }

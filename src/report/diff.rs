@@ -1,0 +1,266 @@
+//! `btcbot rules diff`: two runs of the same data, one per rule set, compared — verdicts that
+//! changed (with both reason codes), mode changes, orders and fills added or removed, and the
+//! PnL, drawdown and exposure deltas.
+
+use super::run::{RunReport, run_report};
+use super::{VerdictDiff, compare_verdicts};
+use crate::store::{Store, StoreError};
+use rust_decimal::Decimal;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// The comparison of a base run (A) and a candidate run (B).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffReport {
+    pub base_hash: String,
+    pub candidate_hash: String,
+    pub verdicts: VerdictDiff,
+    /// Cycles whose mode differs, by (base mode, candidate mode).
+    pub mode_changes: BTreeMap<(String, String), usize>,
+    /// Orders only in one run, keyed by (cycle, symbol, side, price, qty).
+    pub orders_removed: usize,
+    pub orders_added: usize,
+    /// Fills only in one run, keyed by (time, symbol, side, price, qty).
+    pub fills_removed: usize,
+    pub fills_added: usize,
+    pub base: RunReport,
+    pub candidate: RunReport,
+    /// The candidate's verdicts on the base run's very inputs and script state (it ran as the
+    /// base's shadow, mirroring its state): differences are the rules' alone.
+    pub same_inputs: super::ShadowSummary,
+}
+
+impl DiffReport {
+    /// On identical inputs, the candidate accepted something the base rejected.
+    pub fn loosens(&self) -> bool {
+        !self.same_inputs.loosened.is_empty()
+    }
+    /// Anything at all differs.
+    pub fn differs(&self) -> bool {
+        self.verdicts
+            != VerdictDiff {
+                a_intents: self.verdicts.a_intents,
+                b_intents: self.verdicts.b_intents,
+                ..VerdictDiff::default()
+            }
+            || !self.mode_changes.is_empty()
+            || self.orders_added + self.orders_removed + self.fills_added + self.fills_removed > 0
+    }
+}
+
+fn set_difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> usize {
+    a.difference(b).count()
+}
+
+/// Compares the base run's database with the candidate's.
+///
+/// # Errors
+/// A database that cannot be read.
+pub fn diff_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreError> {
+    let (ca, cb) = (base.cycles()?, candidate.cycles()?);
+    let mut d = DiffReport {
+        base_hash: ca.first().map(|c| c.rule_hash.clone()).unwrap_or_default(),
+        candidate_hash: cb.first().map(|c| c.rule_hash.clone()).unwrap_or_default(),
+        verdicts: compare_verdicts(
+            base.decisions(None)?,
+            candidate.decisions(None)?,
+            "base",
+            "candidate",
+        ),
+        ..DiffReport::default()
+    };
+    let modes_b: BTreeMap<i64, &str> = cb.iter().map(|c| (c.cycle_id, c.mode.as_str())).collect();
+    for c in &ca {
+        if let Some(m) = modes_b.get(&c.cycle_id)
+            && *m != c.mode.as_str()
+        {
+            *d.mode_changes
+                .entry((c.mode.as_str().to_string(), (*m).to_string()))
+                .or_default() += 1;
+        }
+    }
+    let order_keys =
+        |s: &Store| -> Result<BTreeSet<(i64, String, String, Decimal, Decimal)>, StoreError> {
+            Ok(s.orders()?
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.cycle_id,
+                        o.symbol.as_str().to_string(),
+                        o.side.as_str().to_string(),
+                        o.price.value(),
+                        o.qty.value(),
+                    )
+                })
+                .collect())
+        };
+    let (oa, ob) = (order_keys(base)?, order_keys(candidate)?);
+    d.orders_removed = set_difference(&oa, &ob);
+    d.orders_added = set_difference(&ob, &oa);
+    let fill_keys =
+        |s: &Store| -> Result<BTreeSet<(i64, String, String, Decimal, Decimal)>, StoreError> {
+            Ok(s.fills()?
+                .into_iter()
+                .map(|f| {
+                    (
+                        f.ts_ms,
+                        f.symbol.as_str().to_string(),
+                        f.side.as_str().to_string(),
+                        f.price.value(),
+                        f.qty.value(),
+                    )
+                })
+                .collect())
+        };
+    let (fa, fb) = (fill_keys(base)?, fill_keys(candidate)?);
+    d.fills_removed = set_difference(&fa, &fb);
+    d.fills_added = set_difference(&fb, &fa);
+    d.base = run_report(base)?;
+    d.candidate = run_report(candidate)?;
+    Ok(d)
+}
+
+fn counts(m: &BTreeMap<String, usize>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn delta(a: Decimal, b: Decimal) -> String {
+    format!(
+        "{} → {} ({:+})",
+        a.round_dp(2),
+        b.round_dp(2),
+        (b - a).round_dp(2)
+    )
+}
+
+/// The text form.
+pub fn diff_text(d: &DiffReport) -> String {
+    let mut out = String::new();
+    let v = &d.verdicts;
+    let _ = writeln!(
+        out,
+        "rules diff: base {} vs candidate {}",
+        d.base_hash, d.candidate_hash
+    );
+    let s = &d.same_inputs;
+    let _ = writeln!(
+        out,
+        "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
+        s.cycles_compared
+    );
+    let _ = writeln!(
+        out,
+        "  tightened:  {} accepted by base, rejected by candidate: {}",
+        s.tightened.values().sum::<usize>(),
+        counts(&s.tightened)
+    );
+    let _ = writeln!(
+        out,
+        "  loosened:   {} rejected by base, accepted by candidate: {}",
+        s.loosened.values().sum::<usize>(),
+        counts(&s.loosened)
+    );
+    let _ = writeln!(out, "  modes:      {} cycles differ", s.mode_differs);
+    let _ = writeln!(out, "each rule set trading on its own (two replays):");
+    let _ = writeln!(
+        out,
+        "  intents:    base {} candidate {} (only base {}, only candidate {})",
+        v.a_intents, v.b_intents, v.only_a, v.only_b
+    );
+    let _ = writeln!(
+        out,
+        "  tightened:  {} accepted by base, rejected by candidate: {}",
+        v.tightened.values().sum::<usize>(),
+        counts(&v.tightened)
+    );
+    let _ = writeln!(
+        out,
+        "  loosened:   {} rejected by base, accepted by candidate: {}",
+        v.loosened.values().sum::<usize>(),
+        counts(&v.loosened)
+    );
+    let _ = writeln!(
+        out,
+        "  other:      {} rejected by both for different reasons",
+        v.other_reason
+    );
+    if d.mode_changes.is_empty() {
+        let _ = writeln!(out, "  modes:      no cycle changed mode");
+    }
+    for ((a, b), n) in &d.mode_changes {
+        let _ = writeln!(out, "  modes:      {n} cycles {a} → {b}");
+    }
+    let _ = writeln!(
+        out,
+        "  orders:     {} removed, {} added; fills: {} removed, {} added",
+        d.orders_removed, d.orders_added, d.fills_removed, d.fills_added
+    );
+    let _ = writeln!(
+        out,
+        "  pnl:        realized {}; fees {}",
+        delta(d.base.realized_pnl, d.candidate.realized_pnl),
+        delta(d.base.fees, d.candidate.fees)
+    );
+    let _ = writeln!(
+        out,
+        "  equity:     {}; max drawdown {}",
+        delta(d.base.equity_end, d.candidate.equity_end),
+        delta(d.base.max_drawdown, d.candidate.max_drawdown)
+    );
+    let _ = writeln!(
+        out,
+        "  exposure:   max {}; mean {}",
+        delta(d.base.max_exposure, d.candidate.max_exposure),
+        delta(d.base.mean_exposure, d.candidate.mean_exposure)
+    );
+    if !v.changed.is_empty() {
+        let _ = writeln!(out, "  changed verdicts:");
+        for (cycle, sym, side, a, b) in &v.changed {
+            let _ = writeln!(out, "    cycle {cycle} {sym} {side}: {a} → {b}");
+        }
+    }
+    out
+}
+
+/// The JSON form (`--format json`), for CI.
+pub fn diff_json(d: &DiffReport) -> serde_json::Value {
+    let v = &d.verdicts;
+    let money = |x: Decimal| x.to_string();
+    json!({
+        "base_rules": d.base_hash,
+        "candidate_rules": d.candidate_hash,
+        "intents": {"base": v.a_intents, "candidate": v.b_intents,
+                    "only_base": v.only_a, "only_candidate": v.only_b},
+        "tightened": v.tightened,
+        "loosened": v.loosened,
+        "other_reason": v.other_reason,
+        "changed": v.changed.iter().map(|(c, s, side, a, b)| json!({
+            "cycle": c, "symbol": s, "side": side, "base": a, "candidate": b
+        })).collect::<Vec<_>>(),
+        "mode_changes": d.mode_changes.iter().map(|((a, b), n)| json!({
+            "base": a, "candidate": b, "cycles": n
+        })).collect::<Vec<_>>(),
+        "orders": {"removed": d.orders_removed, "added": d.orders_added},
+        "fills": {"removed": d.fills_removed, "added": d.fills_added},
+        "base": {"realized_pnl": money(d.base.realized_pnl), "fees": money(d.base.fees),
+                 "equity_end": money(d.base.equity_end), "max_drawdown": money(d.base.max_drawdown),
+                 "max_exposure": money(d.base.max_exposure)},
+        "candidate": {"realized_pnl": money(d.candidate.realized_pnl), "fees": money(d.candidate.fees),
+                 "equity_end": money(d.candidate.equity_end),
+                 "max_drawdown": money(d.candidate.max_drawdown),
+                 "max_exposure": money(d.candidate.max_exposure)},
+        "same_inputs": {"cycles": d.same_inputs.cycles_compared,
+                        "tightened": d.same_inputs.tightened,
+                        "loosened": d.same_inputs.loosened,
+                        "mode_differs": d.same_inputs.mode_differs},
+        "loosens": d.loosens(),
+        "differs": d.differs(),
+    })
+}
