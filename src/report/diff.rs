@@ -49,6 +49,9 @@ impl DiffReport {
     }
 }
 
+/// An order or fill as compared across runs: (cycle or time, symbol, side, price, qty).
+type TradeKey = (i64, String, String, Decimal, Decimal);
+
 fn set_difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> usize {
     a.difference(b).count()
 }
@@ -80,39 +83,37 @@ pub fn diff_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreErr
                 .or_default() += 1;
         }
     }
-    let order_keys =
-        |s: &Store| -> Result<BTreeSet<(i64, String, String, Decimal, Decimal)>, StoreError> {
-            Ok(s.orders()?
-                .into_iter()
-                .map(|o| {
-                    (
-                        o.cycle_id,
-                        o.symbol.as_str().to_string(),
-                        o.side.as_str().to_string(),
-                        o.price.value(),
-                        o.qty.value(),
-                    )
-                })
-                .collect())
-        };
+    let order_keys = |s: &Store| -> Result<BTreeSet<TradeKey>, StoreError> {
+        Ok(s.orders()?
+            .into_iter()
+            .map(|o| {
+                (
+                    o.cycle_id,
+                    o.symbol.as_str().to_string(),
+                    o.side.as_str().to_string(),
+                    o.price.value(),
+                    o.qty.value(),
+                )
+            })
+            .collect())
+    };
     let (oa, ob) = (order_keys(base)?, order_keys(candidate)?);
     d.orders_removed = set_difference(&oa, &ob);
     d.orders_added = set_difference(&ob, &oa);
-    let fill_keys =
-        |s: &Store| -> Result<BTreeSet<(i64, String, String, Decimal, Decimal)>, StoreError> {
-            Ok(s.fills()?
-                .into_iter()
-                .map(|f| {
-                    (
-                        f.ts_ms,
-                        f.symbol.as_str().to_string(),
-                        f.side.as_str().to_string(),
-                        f.price.value(),
-                        f.qty.value(),
-                    )
-                })
-                .collect())
-        };
+    let fill_keys = |s: &Store| -> Result<BTreeSet<TradeKey>, StoreError> {
+        Ok(s.fills()?
+            .into_iter()
+            .map(|f| {
+                (
+                    f.ts_ms,
+                    f.symbol.as_str().to_string(),
+                    f.side.as_str().to_string(),
+                    f.price.value(),
+                    f.qty.value(),
+                )
+            })
+            .collect())
+    };
     let (fa, fb) = (fill_keys(base)?, fill_keys(candidate)?);
     d.fills_removed = set_difference(&fa, &fb);
     d.fills_added = set_difference(&fb, &fa);
