@@ -122,10 +122,18 @@ pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
         }
         Ok::<(), String>(())
     })?;
+    let peak = super::bench::peak_rss_mb();
     let store = open(&args.out)?;
     let report = run_report(&store).map_err(|e| e.to_string())?;
     println!("backtest → {}", args.out.display());
     print!("{}", run_text(&report));
+    if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
+        // Before reading the report back, the run's own peak (the report adds its own reads).
+        println!(
+            "peak rss: {}",
+            peak.map_or("?".into(), |mb| format!("{mb} MB"))
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

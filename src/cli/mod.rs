@@ -1,6 +1,7 @@
 //! Command line: clap definitions and dispatch. Handlers are thin; each command group has a file.
 
 mod backtest;
+mod bench;
 mod replay;
 mod report;
 mod rules;
@@ -53,6 +54,8 @@ pub enum Command {
     /// Database utilities.
     #[command(subcommand)]
     Db(report::DbCommand),
+    /// The documented benchmark: generate, import and backtest N quotes; events/s and peak RSS.
+    Bench(bench::BenchArgs),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -95,6 +98,7 @@ pub fn run() -> ExitCode {
         Command::Parity(args) => backtest::parity_cmd(args),
         Command::Export(args) => report::export(args),
         Command::Db(cmd) => report::db(cmd),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 //! - [`ReplayExchange`] moves through the events as the caller's clock advances;
 //! - [`write_synth_dataset`] writes a deterministic synthetic dataset.
 
+mod bench_quotes;
 mod dataset;
 mod import;
 mod matching;
@@ -17,6 +18,7 @@ mod synth;
 mod tests;
 mod validate;
 
+pub use bench_quotes::write_bench_quotes;
 pub use dataset::{
     Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
     ReplayEvent, open_dataset,

@@ -45,7 +45,7 @@ pub struct SynthSummary {
 }
 
 /// Starting mids in TRY.
-const START_MIDS: [(&str, i64, u32); 4] = [
+pub(super) const START_MIDS: [(&str, i64, u32); 4] = [
     ("BTCTRY", 3_500_000, 0),
     ("ETHTRY", 125_000, 0),
     ("AVAXTRY", 12_500, 1),
@@ -53,10 +53,10 @@ const START_MIDS: [(&str, i64, u32); 4] = [
 ];
 
 /// splitmix64 (Steele, Lea, Flood 2014): tiny, fast, and fixed forever.
-struct SplitMix64(u64);
+pub(super) struct SplitMix64(pub(super) u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -64,11 +64,11 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
     /// Uniform in `0..n` (n > 0; the modulo bias is irrelevant here).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
     /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: i64, hi: i64) -> i64 {
+    pub(super) fn between(&mut self, lo: i64, hi: i64) -> i64 {
         let span = u64::try_from(hi - lo).unwrap_or(0) + 1;
         lo + i64::try_from(self.below(span)).unwrap_or(0)
     }
