@@ -378,3 +378,24 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
         text(&loosen)
     );
 }
+
+#[test]
+fn the_bench_command_runs_end_to_end_on_a_small_size() {
+    let f = Fixture::new();
+    let dir = f.tmp.path().join("bench");
+    let o = btcbot(&[
+        "bench",
+        "--quotes",
+        "4000",
+        "--config",
+        f.config.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = text(&o);
+    assert_eq!(out.matches("events/s").count(), 2, "{out}");
+    assert!(out.contains("4000 quotes,      20 cycles"), "{out}");
+    assert!(out.contains("peak RSS") && out.contains(" MB"), "{out}");
+    assert!(out.contains("per-cycle rate at 10x the run"), "{out}");
+}
