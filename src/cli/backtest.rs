@@ -77,7 +77,63 @@ pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     Ok(days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms)
 }
 
+/// `cycle.evaluate: per_quote`: the strategy on every quote (see `engine::per_quote`).
+fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
+    use crate::config::ExchangeSection;
+    let rules = crate::rules::RuleSet::build(&args.config).map_err(|e| e.to_string())?;
+    let ExchangeSection::Replay {
+        starting_balances, ..
+    } = &rules.config.bot.exchange
+    else {
+        return Err("cycle.evaluate: per_quote needs a replay venue".into());
+    };
+    let cash = starting_balances
+        .iter()
+        .find(|(k, _)| **k == rules.config.bot.quote_asset)
+        .map(|(_, v)| *v)
+        .unwrap_or_default();
+    let dataset = args
+        .dataset
+        .clone()
+        .or_else(|| rules.config.dataset.clone())
+        .ok_or("no dataset")?;
+    if let Some(moved) = crate::engine::runner::rotate_if_used(&args.out)? {
+        eprintln!("previous run kept as {}", moved.display());
+    }
+    let mut store = Store::open(&args.out, crate::store::Durability::Normal)
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let started = std::time::Instant::now();
+    let s =
+        crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, (args.from, args.to))?;
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)] // a rate for people
+    let rate = s.quotes as f64 / secs.max(1e-9);
+    println!(
+        "per quote: {} quotes in {secs:.2} s ({rate:.0} quotes/s); {} intents, {} orders, {} fills, {} rule errors",
+        s.quotes, s.intents, s.orders, s.fills, s.rule_errors
+    );
+    Ok(())
+}
+
 pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
+    let per_quote = crate::config::Config::load(&args.config)
+        .map(|c| c.bot.cycle.evaluate == crate::config::Evaluate::PerQuote)
+        .unwrap_or(false);
+    if per_quote {
+        backtest_per_quote(&args)?;
+        let store = open(&args.out)?;
+        let report = run_report(&store).map_err(|e| e.to_string())?;
+        println!("backtest → {}", args.out.display());
+        print!("{}", run_text(&report));
+        if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
+            let peak = super::bench::peak_rss_mb();
+            println!(
+                "peak rss: {}",
+                peak.map_or("?".into(), |mb| format!("{mb} MB"))
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(args.out.clone()),

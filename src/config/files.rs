@@ -150,12 +150,27 @@ pub struct CycleSection {
     pub interval_ms: u64,
     #[serde(default)]
     pub jitter_ms: u64,
+    /// `per_cycle` (the rules once per cycle) or `per_quote` (a replay only: strategy.rhai's
+    /// `on_quote(q)` on every quote event; risk and execution as in a cycle).
+    #[serde(default)]
+    pub evaluate: Evaluate,
 }
+
+/// When the strategy runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluate {
+    #[default]
+    PerCycle,
+    PerQuote,
+}
+
 impl Default for CycleSection {
     fn default() -> Self {
         Self {
             interval_ms: 1000,
             jitter_ms: 0,
+            evaluate: Evaluate::PerCycle,
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod secrets;
 mod validate;
 
 pub use files::{
-    BotFile, CycleSection, DatabaseSection, ExchangeSection, FeedSection, FeesSection,
+    BotFile, CycleSection, DatabaseSection, Evaluate, ExchangeSection, FeedSection, FeesSection,
     LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
     SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
 };

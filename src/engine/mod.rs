@@ -2,6 +2,7 @@
 
 pub mod arming;
 pub mod decide;
+pub mod per_quote;
 pub mod plan;
 pub mod reconcile;
 pub mod recovery;

@@ -150,7 +150,7 @@ pub struct Runner {
 }
 
 /// Moves a replay database that already holds a run aside (never deletes it).
-fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
+pub(crate) fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
     if !path.exists() {
         return Ok(None);
     }

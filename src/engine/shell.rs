@@ -436,7 +436,12 @@ fn inputs_record(input: &CycleInput) -> CycleInputsRecord {
     }
 }
 
-fn snapshot_of(cycle_id: i64, now_ms: i64, input: &CycleInput, v: &Valuation) -> EquitySnapshot {
+pub(super) fn snapshot_of(
+    cycle_id: i64,
+    now_ms: i64,
+    input: &CycleInput,
+    v: &Valuation,
+) -> EquitySnapshot {
     let p = &input.portfolio;
     EquitySnapshot {
         cycle_id,

@@ -51,6 +51,54 @@ impl std::ops::Deref for Portfolio {
     }
 }
 
+/// One quote as `on_quote(q)` sees it: the book, the bot's position and whether an order is
+/// pending, and the EMAs of the mid the engine keeps for the periods in `ema_periods`.
+#[derive(Debug, Clone)]
+pub struct QuoteView {
+    pub symbol: ImmutableString,
+    pub ts_ms: INT,
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub bid_qty: Decimal,
+    pub ask_qty: Decimal,
+    pub mid: Decimal,
+    pub held: Decimal,
+    pub pending: bool,
+    /// `(period, ema after this quote, ema before it, quotes seen)`.
+    pub emas: Arc<Vec<(INT, Decimal, Decimal, INT)>>,
+    pub params: ParamsView,
+}
+
+impl QuoteView {
+    fn ema(&self, period: INT) -> Fallible<&(INT, Decimal, Decimal, INT)> {
+        self.emas.iter().find(|e| e.0 == period).ok_or_else(|| {
+            runtime_error(format!(
+                "no EMA({period}) kept: list it in strategy.yaml params.ema_periods"
+            ))
+        })
+    }
+}
+
+fn register_quote(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<QuoteView>("Quote")
+        .register_get("symbol", |q: &mut QuoteView| q.symbol.clone())
+        .register_get("ts_ms", |q: &mut QuoteView| q.ts_ms)
+        .register_get("bid", |q: &mut QuoteView| q.bid)
+        .register_get("ask", |q: &mut QuoteView| q.ask)
+        .register_get("bid_qty", |q: &mut QuoteView| q.bid_qty)
+        .register_get("ask_qty", |q: &mut QuoteView| q.ask_qty)
+        .register_get("mid", |q: &mut QuoteView| q.mid)
+        .register_get("held", |q: &mut QuoteView| q.held)
+        .register_get("pending", |q: &mut QuoteView| q.pending)
+        .register_get("params", |q: &mut QuoteView| q.params.clone())
+        .register_fn("ema", |q: &mut QuoteView, n: INT| q.ema(n).map(|e| e.1))
+        .register_fn("prev_ema", |q: &mut QuoteView, n: INT| {
+            q.ema(n).map(|e| e.2)
+        })
+        .register_fn("seen", |q: &mut QuoteView, n: INT| q.ema(n).map(|e| e.3));
+}
+
 /// A pair's exchange rules.
 #[derive(Debug, Clone)]
 pub struct SpecView {
@@ -186,6 +234,7 @@ fn valid_reason_code(code: &str) -> bool {
 }
 
 pub(super) fn register(engine: &mut Engine) {
+    register_quote(engine);
     register_market(engine);
     register_portfolio(engine);
     register_ctx(engine);

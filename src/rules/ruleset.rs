@@ -90,7 +90,12 @@ pub struct RuleSet {
     pub limits: ParamsView,
     /// risk.rhai defines the optional per-cycle `fn budget(ctx)`.
     pub has_budget: bool,
+    /// strategy.rhai defines `fn on_quote(q)` (needed by `cycle.evaluate: per_quote`).
+    pub has_on_quote: bool,
 }
+
+/// The per-quote strategy entry in strategy.rhai.
+pub const ON_QUOTE_ENTRY: &str = "on_quote";
 
 /// The optional risk-budget entry in risk.rhai: called once per cycle after degrade.
 pub const BUDGET_ENTRY: &str = "budget";
@@ -184,8 +189,13 @@ impl RuleSet {
             .ast
             .iter_functions()
             .any(|f| f.name == BUDGET_ENTRY && f.params.len() == 1);
+        let has_on_quote = scripts[Stage::Strategy as usize]
+            .ast
+            .iter_functions()
+            .any(|f| f.name == ON_QUOTE_ENTRY && f.params.len() == 1);
         Ok(RuleSet {
             has_budget,
+            has_on_quote,
             timeout: Duration::from_millis(config.rules.sandbox.timeout_ms),
             engine,
             config,
