@@ -17,9 +17,12 @@ pub struct BenchArgs {
     /// Market time between quotes.
     #[arg(long, default_value_t = 5)]
     pub spacing_ms: i64,
-    /// Config directory whose rules run (its bot.yaml venue must be a replay).
+    /// Config directory whose rules run at cycle level (its bot.yaml venue must be a replay).
     #[arg(long, default_value_os_t = super::default_config_dir())]
     pub config: PathBuf,
+    /// Config directory of the per-quote strategy (`cycle.evaluate: per_quote`).
+    #[arg(long, default_value = "configs/examples/ema-cross")]
+    pub per_quote_config: PathBuf,
     /// Working directory for the CSV, datasets and databases (default: a temp dir, removed).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -43,27 +46,30 @@ struct Leg {
     peak_rss: String,
 }
 
-fn leg(args: &BenchArgs, dir: &Path, quotes: u64) -> Result<Leg, String> {
+fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, String> {
     let csv = dir.join(format!("quotes-{quotes}.csv"));
     let dataset = dir.join(format!("dataset-{quotes}"));
     let db = dir.join(format!("bench-{quotes}.db"));
     let _ = std::fs::remove_file(&db);
-    crate::exchange::replay::write_bench_quotes(
-        &csv,
-        quotes,
-        args.seed,
-        1_767_225_600_000,
-        args.spacing_ms,
-    )?;
-    let t = Instant::now();
-    crate::exchange::replay::import_quotes(&csv, None, &dataset)?;
-    let import_s = t.elapsed().as_secs_f64();
+    let mut import_s = 0.0;
+    if !dataset.join("manifest.json").is_file() {
+        crate::exchange::replay::write_bench_quotes(
+            &csv,
+            quotes,
+            args.seed,
+            1_767_225_600_000,
+            args.spacing_ms,
+        )?;
+        let t = Instant::now();
+        crate::exchange::replay::import_quotes(&csv, None, &dataset)?;
+        import_s = t.elapsed().as_secs_f64();
+    }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let t = Instant::now();
     let out = Command::new(exe)
         .arg("backtest")
         .arg("--config")
-        .arg(&args.config)
+        .arg(config)
         .arg("--dataset")
         .arg(&dataset)
         .arg("--out")
@@ -120,7 +126,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         if quotes == 0 {
             continue;
         }
-        let l = leg(&args, &dir, quotes)?;
+        let l = leg(&args, &dir, quotes, &args.config)?;
         #[allow(clippy::cast_precision_loss)] // reporting rates, not money
         let (qps, cps) = (
             l.quotes as f64 / l.backtest_s,
@@ -139,6 +145,22 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             big / small * 100.0
         );
     }
-    println!("per-quote strategy (configs/examples/ema-cross): not built yet");
+    for quotes in [args.quotes / 10, args.quotes] {
+        if quotes == 0 {
+            continue;
+        }
+        let l = leg(&args, &dir, quotes, &args.per_quote_config)?;
+        #[allow(clippy::cast_precision_loss)] // reporting rates, not money
+        let qps = l.quotes as f64 / l.backtest_s;
+        println!(
+            "per quote ({}): {:>9} quotes: backtest {:.2} s = {:.0} quotes/s (process \
+             start and report included); backtest peak RSS {}",
+            args.per_quote_config.display(),
+            l.quotes,
+            l.backtest_s,
+            qps,
+            l.peak_rss
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
