@@ -1,6 +1,8 @@
 //! `decide()` for one cycle over 4 symbols with the default rule pack: anomaly, degrade,
 //! strategy and risk scripts, with intents flowing through risk.
 //!
+//! Also the per-quote strategy call of configs/examples/ema-cross.
+//!
 //! Run: `cargo bench --bench decide`.
 
 use btcbot::domain::{MarketSnapshot, Price, Qty, Symbol};
@@ -137,5 +139,48 @@ fn call_overhead(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, call_overhead);
+/// The per-quote strategy call of configs/examples/ema-cross (`on_quote(q)`), as the per-quote
+/// backtest makes it for every quote: a no-signal quote, the common case.
+fn per_quote(c: &mut Criterion) {
+    use btcbot::rules::api::QuoteView;
+    use std::sync::Arc;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/examples/ema-cross");
+    let rules = match RuleSet::build(&dir) {
+        Ok(r) => r,
+        Err(e) => panic!("ema-cross rules do not build: {e}"),
+    };
+    let strategy = rules.script(btcbot::rules::Stage::Strategy);
+    let view = QuoteView {
+        symbol: "BTCTRY".into(),
+        ts_ms: 1_767_225_600_000,
+        bid: d("3500000"),
+        ask: d("3500010"),
+        bid_qty: d("0.5"),
+        ask_qty: d("0.5"),
+        mid: d("3500005"),
+        held: Decimal::ZERO,
+        pending: false,
+        emas: Arc::new(vec![
+            (20, d("3500100"), d("3500110"), 500),
+            (80, d("3500000"), d("3499990"), 500),
+        ]),
+        params: strategy.params.clone(),
+    };
+    let mut state = rhai::Dynamic::from_map(rhai::Map::new());
+    c.bench_function("per_quote/on_quote_ema_cross", |b| {
+        b.iter(|| {
+            btcbot::rules::sandbox::call(
+                &rules.engine,
+                &strategy.ast,
+                &strategy.source,
+                "on_quote",
+                &mut state,
+                vec![rhai::Dynamic::from(view.clone())],
+                std::time::Duration::from_millis(100),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, bench, call_overhead, per_quote);
 criterion_main!(benches);

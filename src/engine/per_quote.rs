@@ -27,6 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Cycles written per SQLite transaction: a backtest's writes are batched.
+const WRITE_BATCH: usize = 512;
+
 /// What a per-quote run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PerQuoteSummary {
@@ -39,8 +42,8 @@ pub struct PerQuoteSummary {
 
 struct SymbolState {
     name: ImmutableString,
-    /// `(period, ema, quotes seen)`.
-    emas: Vec<(INT, Option<Decimal>, INT)>,
+    /// `(period, 2 / (period + 1), ema, quotes seen)`.
+    emas: Vec<(INT, Decimal, Option<Decimal>, INT)>,
 }
 
 /// The EMA periods the strategy asked for in `strategy.yaml: params.ema_periods`.
@@ -107,6 +110,7 @@ pub fn run(
     // The last book of every symbol, to mark positions in the stored equity snapshots.
     let mut last_books: BTreeMap<Symbol, MarketSnapshot> = BTreeMap::new();
     let mut equity = super::valuation::EquityTracker::default();
+    let mut pending_writes: Vec<CycleRecord> = Vec::with_capacity(WRITE_BATCH);
 
     for event in ds.events().map_err(|e| e.to_string())? {
         let event = event.map_err(|e| e.to_string())?;
@@ -169,11 +173,14 @@ pub fn run(
             .entry(event.symbol.clone())
             .or_insert_with(|| SymbolState {
                 name: event.symbol.as_str().into(),
-                emas: periods.iter().map(|p| (*p, None, 0)).collect(),
+                emas: periods
+                    .iter()
+                    .map(|p| (*p, Decimal::TWO / Decimal::from(*p + 1), None, 0))
+                    .collect(),
             });
         let mut emas = Vec::with_capacity(state.emas.len());
-        for (period, ema, seen) in &mut state.emas {
-            let alpha = Decimal::TWO / Decimal::from(*period + 1);
+        for (period, alpha, ema, seen) in &mut state.emas {
+            let alpha = *alpha;
             let before = ema.unwrap_or(mid);
             let after = match ema {
                 Some(prev) => *prev + alpha * (mid - *prev),
@@ -359,7 +366,16 @@ pub fn run(
             eval_us: 0,
             fingerprint: fingerprint(&input, &decision, &actions),
         };
-        store.commit_cycle(&record).map_err(|e| e.to_string())?;
+        pending_writes.push(record);
+        if pending_writes.len() >= WRITE_BATCH {
+            store
+                .commit_cycles(&pending_writes)
+                .map_err(|e| e.to_string())?;
+            pending_writes.clear();
+        }
     }
+    store
+        .commit_cycles(&pending_writes)
+        .map_err(|e| e.to_string())?;
     Ok(summary)
 }

@@ -96,7 +96,25 @@ fn register_quote(engine: &mut Engine) {
         .register_fn("prev_ema", |q: &mut QuoteView, n: INT| {
             q.ema(n).map(|e| e.2)
         })
-        .register_fn("seen", |q: &mut QuoteView, n: INT| q.ema(n).map(|e| e.3));
+        .register_fn("seen", |q: &mut QuoteView, n: INT| q.ema(n).map(|e| e.3))
+        .register_fn(
+            "cross",
+            |q: &mut QuoteView, fast: INT, slow: INT| -> Fallible<INT> {
+                // 1: the fast EMA crossed above the slow one on this quote, -1: below, 0: no
+                // cross, or the slow one has seen fewer than `slow` quotes.
+                let (f, s) = (q.ema(fast)?, q.ema(slow)?);
+                if s.3 < slow {
+                    return Ok(0);
+                }
+                Ok(if f.2 <= s.2 && f.1 > s.1 {
+                    1
+                } else if f.2 >= s.2 && f.1 < s.1 {
+                    -1
+                } else {
+                    0
+                })
+            },
+        );
 }
 
 /// A pair's exchange rules.

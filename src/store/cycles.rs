@@ -81,33 +81,41 @@ impl Store {
     /// above `i64::MAX`, a script state that is not JSON); [`StoreError::Busy`] /
     /// [`StoreError::Sqlite`] when SQLite fails.
     pub fn commit_cycle(&mut self, rec: &CycleRecord) -> Result<(), StoreError> {
+        self.commit_cycles(std::slice::from_ref(rec))
+    }
+
+    /// Writes several cycles in one transaction (a backtest batches its writes this way); all
+    /// or none of them are written.
+    ///
+    /// # Errors
+    /// As [`Store::commit_cycle`].
+    pub fn commit_cycles(&mut self, records: &[CycleRecord]) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sql("begin cycle commit"))?;
-        insert_cycle(&tx, rec)?;
-        insert_anomalies(&tx, rec.cycle_id, &rec.anomalies)?;
-        decisions::insert_all(&tx, rec.cycle_id, &rec.decisions)?;
-        orders::upsert_all(&tx, &rec.orders)?;
-        let skipped = fills::insert_all(&tx, rec.cycle_id, &rec.fills)?;
-        script_state::upsert_all(&tx, rec.cycle_id, &rec.script_states)?;
-        meta::set_fill_cursor(&tx, rec.fill_cursor)?;
-        if let Some(snapshot) = &rec.snapshot {
-            super::snapshots::insert(&tx, snapshot)?;
-        }
-        if let Some(shadow) = &rec.shadow {
-            super::shadow::insert_shadow(&tx, rec.cycle_id, shadow)?;
-        }
-        if let Some(inputs) = &rec.inputs {
-            super::shadow::insert_inputs(&tx, rec.cycle_id, inputs)?;
+        let mut skipped = 0;
+        for rec in records {
+            insert_cycle(&tx, rec)?;
+            insert_anomalies(&tx, rec.cycle_id, &rec.anomalies)?;
+            decisions::insert_all(&tx, rec.cycle_id, &rec.decisions)?;
+            orders::upsert_all(&tx, &rec.orders)?;
+            skipped += fills::insert_all(&tx, rec.cycle_id, &rec.fills)?;
+            script_state::upsert_all(&tx, rec.cycle_id, &rec.script_states)?;
+            meta::set_fill_cursor(&tx, rec.fill_cursor)?;
+            if let Some(snapshot) = &rec.snapshot {
+                super::snapshots::insert(&tx, snapshot)?;
+            }
+            if let Some(shadow) = &rec.shadow {
+                super::shadow::insert_shadow(&tx, rec.cycle_id, shadow)?;
+            }
+            if let Some(inputs) = &rec.inputs {
+                super::shadow::insert_inputs(&tx, rec.cycle_id, inputs)?;
+            }
         }
         tx.commit().map_err(StoreError::sql("commit cycle"))?;
         if skipped > 0 {
-            tracing::debug!(
-                cycle_id = rec.cycle_id,
-                skipped,
-                "skipped already stored fills"
-            );
+            tracing::debug!(skipped, "skipped already stored fills");
         }
         Ok(())
     }
