@@ -507,13 +507,13 @@ fn undefined_variable_is_a_build_error() {
         "risk.rhai:{}",
         f.rule_line(
             "risk.rhai",
-            "if pf.pnl_week <= -l.max_weekly_loss { return reject"
+            "if spendable <= 0 { return reject(\"CASH_TARGET\"); }"
         )
     );
     f.edit_rule(
         "risk.rhai",
-        "if pf.pnl_week <= -l.max_weekly_loss { return reject",
-        "if pf.pnl_week <= -lim.max_weekly_loss { return reject",
+        "if spendable <= 0 { return reject(\"CASH_TARGET\"); }",
+        "if spendable <= lim.cash_target { return reject(\"CASH_TARGET\"); }",
     );
     let errors = script_errors(&f);
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -813,9 +813,9 @@ fn misspelt_property_in_a_guard_is_an_error_never_an_allow() {
             &["acepted_count"],
         ),
         (
-            "if pf.pnl_week <= -l.max_weekly_loss { return reject",
-            "if pf.pnl_wek <= -l.max_weekly_loss { return reject",
-            &["pnl_wek"],
+            "let spendable = pf.cash - l.cash_target - accepted_notional;",
+            "let spendable = pf.cashh - l.cash_target - accepted_notional;",
+            &["cashh"],
         ),
         (
             "let floor = l.min_order_notional;",
