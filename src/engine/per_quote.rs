@@ -111,6 +111,8 @@ pub fn run(
     let mut last_books: BTreeMap<Symbol, MarketSnapshot> = BTreeMap::new();
     let mut equity = super::valuation::EquityTracker::default();
     let mut pending_writes: Vec<CycleRecord> = Vec::with_capacity(WRITE_BATCH);
+    let mut ema_buffer: Arc<Vec<(INT, Decimal, Decimal, INT)>> =
+        Arc::new(Vec::with_capacity(periods.len()));
 
     for event in ds.events().map_err(|e| e.to_string())? {
         let event = event.map_err(|e| e.to_string())?;
@@ -178,7 +180,9 @@ pub fn run(
                     .map(|p| (*p, Decimal::TWO / Decimal::from(*p + 1), None, 0))
                     .collect(),
             });
-        let mut emas = Vec::with_capacity(state.emas.len());
+        // One buffer for the whole run: the script's view of it is gone after each call.
+        let emas = Arc::make_mut(&mut ema_buffer);
+        emas.clear();
         for (period, alpha, ema, seen) in &mut state.emas {
             let alpha = *alpha;
             let before = ema.unwrap_or(mid);
@@ -205,7 +209,7 @@ pub fn run(
             mid,
             held,
             pending,
-            emas: Arc::new(emas),
+            emas: Arc::clone(&ema_buffer),
             params: strategy.params.clone(),
         };
         let (result, _cost) = call(

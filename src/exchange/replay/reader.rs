@@ -36,12 +36,13 @@ pub(crate) fn open_csv(path: &Path) -> Result<(CsvReader, StringRecord), Dataset
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .trim(csv::Trim::All)
         .from_reader(source);
-    let headers = reader
+    // Fields are trimmed where they are read (`field`): trimming whole records allocates.
+    let mut headers = reader
         .headers()
         .map_err(|e| csv_error(path, &e, 1))?
         .clone();
+    headers.trim();
     if headers.is_empty() || headers.iter().all(str::is_empty) {
         return Err(DatasetError::at(
             path,
@@ -97,6 +98,7 @@ pub(crate) fn next_record(
 /// The text of column `idx`, or an error when the row is too short.
 pub(crate) fn field<'r>(rec: &'r StringRecord, idx: usize, name: &str) -> Result<&'r str, String> {
     rec.get(idx)
+        .map(str::trim)
         .ok_or_else(|| format!("{name}: missing column (row has {} fields)", rec.len()))
 }
 
