@@ -106,6 +106,7 @@ fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
     let s =
         crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, (args.from, args.to))?;
     let secs = started.elapsed().as_secs_f64();
+    drop(store);
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
     println!(
@@ -121,12 +122,13 @@ pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
         .unwrap_or(false);
     if per_quote {
         backtest_per_quote(&args)?;
+        // The run's own peak, before the report reads the database back.
+        let peak = super::bench::peak_rss_mb();
         let store = open(&args.out)?;
         let report = run_report(&store).map_err(|e| e.to_string())?;
         println!("backtest → {}", args.out.display());
         print!("{}", run_text(&report));
         if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
-            let peak = super::bench::peak_rss_mb();
             println!(
                 "peak rss: {}",
                 peak.map_or("?".into(), |mb| format!("{mb} MB"))

@@ -41,53 +41,55 @@ pub struct RunReport {
 /// # Errors
 /// A database that cannot be read.
 pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
-    let cycles = store.cycles()?;
+    // Aggregated in SQLite or streamed row by row: the report's memory does not grow with the run.
+    let (cycles, first_ms, last_ms) = store.cycle_span()?;
     let mut r = RunReport {
-        cycles: cycles.len(),
-        first_ms: cycles.first().map_or(0, |c| c.market_ts_ms),
-        last_ms: cycles.last().map_or(0, |c| c.market_ts_ms),
+        cycles,
+        first_ms,
+        last_ms,
+        modes: store.count_by("cycles", "mode")?.into_iter().collect(),
+        verdicts: store
+            .count_by("decisions", "reason_code")?
+            .into_iter()
+            .collect(),
+        orders: store.count_by("orders", "status")?.into_iter().collect(),
         ..RunReport::default()
     };
-    for c in &cycles {
-        *r.modes.entry(c.mode.as_str().to_string()).or_default() += 1;
+    let mut sum = Decimal::ZERO;
+    let mut n = 0usize;
+    let mut first: Option<Decimal> = None;
+    store.for_each_equity_snapshot(|s| {
+        first.get_or_insert(s.equity);
+        r.equity_end = s.equity;
+        r.realized_pnl = s.realized_pnl;
+        r.unrealized_pnl = s.unrealized_pnl;
+        r.fees = s.fees;
+        r.max_drawdown = r.max_drawdown.max(s.drawdown);
+        r.max_exposure = r.max_exposure.max(s.gross_exposure);
+        sum += s.gross_exposure;
+        n += 1;
+    })?;
+    if let Some(f) = first {
+        r.equity_start = f;
+        r.mean_exposure = (sum / Decimal::from(n)).round_dp(2);
     }
-    for d in store.decisions(None)? {
-        *r.verdicts.entry(d.reason_code).or_default() += 1;
-    }
-    for o in store.orders()? {
-        *r.orders.entry(o.status.as_str().to_string()).or_default() += 1;
-    }
-    let snapshots = store.equity_snapshots()?;
-    if let (Some(first), Some(last)) = (snapshots.first(), snapshots.last()) {
-        r.equity_start = first.equity;
-        r.equity_end = last.equity;
-        r.realized_pnl = last.realized_pnl;
-        r.unrealized_pnl = last.unrealized_pnl;
-        r.fees = last.fees;
-        let mut sum = Decimal::ZERO;
-        for s in &snapshots {
-            r.max_drawdown = r.max_drawdown.max(s.drawdown);
-            r.max_exposure = r.max_exposure.max(s.gross_exposure);
-            sum += s.gross_exposure;
-        }
-        r.mean_exposure = (sum / Decimal::from(snapshots.len())).round_dp(2);
-    }
-    // Win rate: replay the fills through a ledger and net each sell order's realized PnL.
-    let fills = store.fills()?;
-    r.fills = fills.len();
+    // Win rate: replay the fills through a ledger and net each sell order's realized PnL (one
+    // small entry per sell order is all that is kept).
     let mut ledger = Ledger::new("TRY", Decimal::ZERO);
     let mut per_sell: BTreeMap<String, Decimal> = BTreeMap::new();
-    for f in &fills {
+    let mut fills = 0usize;
+    store.for_each_fill(|f| {
+        fills += 1;
         let before = ledger.realized_pnl;
         // A fill that does not apply (a sell of more than held, as after a start with holdings)
-        // simply does not count towards the win rate.
-        if ledger.apply(f).unwrap_or(false) && f.side == Side::Sell {
-            *per_sell.entry(f.client_order_id.clone()).or_default() +=
-                ledger.realized_pnl - before - f.fee;
+        // does not count towards the win rate.
+        if ledger.apply(&f).unwrap_or(false) && f.side == Side::Sell {
+            *per_sell.entry(f.client_order_id).or_default() += ledger.realized_pnl - before - f.fee;
         }
-    }
+    })?;
     r.sells = per_sell.len();
     r.winning_sells = per_sell.values().filter(|v| **v > Decimal::ZERO).count();
+    r.fills = fills;
     Ok(r)
 }
 

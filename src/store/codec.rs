@@ -198,6 +198,26 @@ pub(crate) fn query_all<T, P: Params>(
     Ok(out)
 }
 
+/// Like [`query_all`], but hands each decoded row to `each` instead of collecting: memory stays
+/// flat however many rows there are.
+pub(crate) fn query_each<T, P: Params>(
+    conn: &Connection,
+    table: &'static str,
+    sql: &str,
+    params: P,
+    mut decode: impl FnMut(&Cols<'_, '_>) -> Result<T, StoreError>,
+    mut each: impl FnMut(T),
+) -> Result<(), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(StoreError::sql("prepare query"))?;
+    let mut rows = stmt.query(params).map_err(StoreError::sql("query"))?;
+    while let Some(row) = rows.next().map_err(StoreError::sql("read row"))? {
+        each(decode(&Cols::new(row, table))?);
+    }
+    Ok(())
+}
+
 /// A list position as a stored `seq`.
 pub(crate) fn seq(what: &'static str, index: usize) -> Result<u32, StoreError> {
     u32::try_from(index).map_err(|_| StoreError::InvalidInput {

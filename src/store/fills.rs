@@ -1,7 +1,7 @@
 //! Fills: immutable, unique by trade id. Inserting a fill whose trade id is already stored is a
 //! no-op (exchanges resend fills around a cursor), never an error and never an overwrite.
 
-use super::codec::{dec, query_all};
+use super::codec::dec;
 use super::{Store, StoreError};
 use crate::domain::Fill;
 use rusqlite::{Connection, params};
@@ -12,7 +12,17 @@ impl Store {
     /// # Errors
     /// [`StoreError::Corrupt`] when a stored value does not decode.
     pub fn fills(&self) -> Result<Vec<Fill>, StoreError> {
-        query_all(
+        let mut out = Vec::new();
+        self.for_each_fill(|f| out.push(f))?;
+        Ok(out)
+    }
+
+    /// Every fill in arrival order, one at a time (memory stays flat).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn for_each_fill(&self, each: impl FnMut(Fill)) -> Result<(), StoreError> {
+        super::codec::query_each(
             &self.conn,
             "fills",
             "SELECT * FROM fills ORDER BY rowid",
@@ -31,6 +41,7 @@ impl Store {
                     ts_ms: c.i64("ts_ms")?,
                 })
             },
+            each,
         )
     }
 }

@@ -200,6 +200,57 @@ impl Store {
         migrations::current(&self.conn)
     }
 
+    /// `value → rows` of one column of a table (`cycles.mode`, `decisions.reason_code`,
+    /// `orders.status`), counted by SQLite.
+    ///
+    /// # Errors
+    /// An unknown (table, column) pair, or when SQLite fails.
+    pub fn count_by(
+        &self,
+        table: &'static str,
+        column: &'static str,
+    ) -> Result<Vec<(String, usize)>, StoreError> {
+        const ALLOWED: [(&str, &str); 3] = [
+            ("cycles", "mode"),
+            ("decisions", "reason_code"),
+            ("orders", "status"),
+        ];
+        if !ALLOWED.contains(&(table, column)) {
+            return Err(StoreError::InvalidInput {
+                what: "count_by",
+                detail: format!("{table}.{column} is not countable"),
+            });
+        }
+        codec::query_all(
+            &self.conn,
+            table,
+            &format!(
+                "SELECT {column} AS v, COUNT(*) AS n FROM {table} GROUP BY {column} ORDER BY {column}"
+            ),
+            [],
+            |c| {
+                Ok((
+                    c.text("v")?,
+                    usize::try_from(c.i64("n")?).unwrap_or(usize::MAX),
+                ))
+            },
+        )
+    }
+
+    /// Committed cycles and the market time of the first and last.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn cycle_span(&self) -> Result<(usize, i64, i64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(MIN(market_ts_ms), 0), COALESCE(MAX(market_ts_ms), 0) FROM cycles",
+                [],
+                |r| Ok((usize::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?, r.get(2)?)),
+            )
+            .map_err(StoreError::sql("read cycle span"))
+    }
+
     /// Rows per table (every table of the schema, by name), for `db count`.
     ///
     /// # Errors

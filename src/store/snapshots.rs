@@ -104,6 +104,24 @@ impl Store {
         .pop())
     }
 
+    /// Every snapshot by cycle id, one at a time (memory stays flat).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn for_each_equity_snapshot(
+        &self,
+        each: impl FnMut(EquitySnapshot),
+    ) -> Result<(), StoreError> {
+        super::codec::query_each(
+            &self.conn,
+            "equity_snapshots",
+            "SELECT * FROM equity_snapshots ORDER BY cycle_id",
+            [],
+            decode,
+            each,
+        )
+    }
+
     /// Every snapshot, by cycle id.
     ///
     /// # Errors
