@@ -97,7 +97,7 @@ fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
         .clone()
         .or_else(|| rules.config.dataset.clone())
         .ok_or("no dataset")?;
-    if let Some(moved) = crate::engine::runner::rotate_if_used(&args.out)? {
+    if let Some(moved) = crate::engine::startup::rotate_if_used(&args.out)? {
         eprintln!("previous run kept as {}", moved.display());
     }
     let mut store = Store::open(&args.out, crate::store::Durability::Normal)

@@ -9,5 +9,6 @@ pub mod recovery;
 pub mod runner;
 pub mod shadow;
 pub mod shell;
+pub mod startup;
 pub mod valuation;
 pub mod venue;

@@ -3,6 +3,7 @@
 
 use super::plan::{Action, Gates};
 use super::shell::{CycleError, Shell};
+use super::startup::{build_shadow, stored_baseline};
 use super::valuation::EquityTracker;
 use super::venue::{CycleClock, wall_ms};
 use crate::domain::{Mode, Symbol, Verdict};
@@ -15,7 +16,7 @@ use arc_swap::ArcSwap;
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -149,68 +150,6 @@ pub struct Runner {
     pub on_cycle: Option<Box<dyn FnMut(i64) + Send>>,
 }
 
-/// Moves a replay database that already holds a run aside (never deletes it).
-pub(crate) fn rotate_if_used(path: &Path) -> Result<Option<PathBuf>, String> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let used = Store::open(path, Durability::Normal)
-        .and_then(|s| s.last_cycle_id())
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .is_some();
-    if !used {
-        return Ok(None);
-    }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let stem = path
-        .file_stem()
-        .map_or("btcbot".into(), |s| s.to_string_lossy().to_string());
-    let moved = path.with_file_name(format!("{stem}.{stamp}.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", path.display()));
-        if from.exists() {
-            let to = PathBuf::from(format!("{}{suffix}", moved.display()));
-            std::fs::rename(&from, &to)
-                .map_err(|e| format!("cannot move {}: {e}", from.display()))?;
-        }
-    }
-    Ok(Some(moved))
-}
-
-/// The candidate rule set rules.yaml `shadow` names, built and tested like the active one.
-fn build_shadow(config: &crate::config::Config) -> Result<Option<RuleSet>, String> {
-    let Some(dir) = &config.rules.shadow else {
-        return Ok(None);
-    };
-    let dir = config.resolve(dir);
-    RuleSet::build(&dir)
-        .map(Some)
-        .map_err(|e| format!("rules.yaml shadow ({}): {e}", dir.display()))
-}
-
-/// The baseline stored under `key`, or (first start) the venue's balance of `asset`, stored.
-fn stored_baseline(
-    store: &mut Store,
-    key: &str,
-    venue_balances: &BTreeMap<String, Decimal>,
-    asset: &str,
-) -> Result<Decimal, String> {
-    match store.meta_value(key).map_err(|e| e.to_string())? {
-        Some(text) => {
-            crate::domain::decimal_from_str(&text).map_err(|e| format!("stored {key}: {e}"))
-        }
-        None => {
-            let value = venue_balances.get(asset).copied().unwrap_or(Decimal::ZERO);
-            store
-                .set_meta_value(key, &value.to_string())
-                .map_err(|e| e.to_string())?;
-            Ok(value)
-        }
-    }
-}
-
 impl Runner {
     /// # Errors
     /// One line saying what is wrong (config, rules, dataset, database).
@@ -235,7 +174,7 @@ impl Runner {
             .clone()
             .unwrap_or_else(|| bot.database.path.clone());
         let replay = config.dataset.is_some();
-        if replay && let Some(moved) = rotate_if_used(&db_path)? {
+        if replay && let Some(moved) = super::startup::rotate_if_used(&db_path)? {
             tracing::info!("previous replay run kept as {}", moved.display());
         }
         let credentials = super::venue::credentials(&config)?;
