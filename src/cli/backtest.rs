@@ -122,27 +122,33 @@ pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
         .unwrap_or(false);
     if per_quote {
         backtest_per_quote(&args)?;
-        // The run's own peak, before the report reads the database back.
-        let peak = super::bench::peak_rss_mb();
-        let store = open(&args.out)?;
-        let report = run_report(&store).map_err(|e| e.to_string())?;
-        println!("backtest → {}", args.out.display());
-        print!("{}", run_text(&report));
-        if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
-            println!(
-                "peak rss: {}",
-                peak.map_or("?".into(), |mb| format!("{mb} MB"))
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        backtest_cycles(&args)?;
     }
+    // The run's own peak, before the report reads the database back.
+    let peak = super::bench::peak_rss_mb();
+    let store = open(&args.out)?;
+    let report = run_report(&store).map_err(|e| e.to_string())?;
+    println!("backtest → {}", args.out.display());
+    print!("{}", run_text(&report));
+    if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
+        println!(
+            "peak rss: {}",
+            peak.map_or("?".into(), |mb| format!("{mb} MB"))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cycle-level backtest: the live cycle over the replay, with a progress bar on a terminal.
+fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(args.out.clone()),
-        dataset: args.dataset,
+        dataset: args.dataset.clone(),
         from_ms: args.from,
         to_ms: args.to,
-        ..RunOptions::new(args.config)
+        ..RunOptions::new(args.config.clone())
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -179,20 +185,7 @@ pub fn backtest(args: BacktestArgs) -> Result<ExitCode, String> {
             b.finish_and_clear();
         }
         Ok::<(), String>(())
-    })?;
-    let peak = super::bench::peak_rss_mb();
-    let store = open(&args.out)?;
-    let report = run_report(&store).map_err(|e| e.to_string())?;
-    println!("backtest → {}", args.out.display());
-    print!("{}", run_text(&report));
-    if std::env::var_os("BTCBOT_PRINT_PEAK_RSS").is_some() {
-        // Before reading the report back, the run's own peak (the report adds its own reads).
-        println!(
-            "peak rss: {}",
-            peak.map_or("?".into(), |mb| format!("{mb} MB"))
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Runs one backtest to completion, without output (for `rules diff`).
