@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_recoveries.sql")),
     (3, include_str!("migrations/0003_equity_snapshots.sql")),
     (4, include_str!("migrations/0004_shadow_and_inputs.sql")),
+    (5, include_str!("migrations/0005_alerts.sql")),
 ];
 
 /// The newest schema version this build knows.
