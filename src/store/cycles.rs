@@ -244,8 +244,9 @@ fn insert_cycle(conn: &Connection, rec: &CycleRecord) -> Result<(), StoreError> 
     let eval_us = u64_to_sql("cycle eval_us", rec.eval_us)?;
     conn.prepare_cached(
         "INSERT INTO cycles (cycle_id, market_ts_ms, rule_hash, mode, mode_reasons, intents, \
-         orders_placed, orders_canceled, equity, realized_pnl, fees, eval_us, fingerprint) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         orders_placed, orders_canceled, equity, realized_pnl, fees, eval_us, fingerprint, \
+         committed_wall_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -262,6 +263,7 @@ fn insert_cycle(conn: &Connection, rec: &CycleRecord) -> Result<(), StoreError> 
             dec(rec.fees),
             eval_us,
             rec.fingerprint,
+            super::health::wall_ms(),
         ])
     })
     .map_err(StoreError::sql("insert cycle"))?;

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_equity_snapshots.sql")),
     (4, include_str!("migrations/0004_shadow_and_inputs.sql")),
     (5, include_str!("migrations/0005_alerts.sql")),
+    (6, include_str!("migrations/0006_cycle_commit_time.sql")),
 ];
 
 /// The newest schema version this build knows.

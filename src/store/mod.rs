@@ -21,6 +21,7 @@ mod decisions;
 mod error;
 mod export;
 mod fills;
+pub mod health;
 mod lock;
 mod meta;
 mod migrations;
