@@ -2,12 +2,15 @@
 //! lifecycle) is compiled; strategy, risk, degrade and anomaly rules are Rhai scripts and YAML,
 //! hot-reloaded between cycles. See docs/ARCHITECTURE.md.
 
+pub mod alerts;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod exchange;
 pub mod ledger;
+pub mod metrics;
 pub mod report;
 pub mod rules;
 pub mod store;

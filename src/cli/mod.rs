@@ -1,5 +1,6 @@
 //! Command line: clap definitions and dispatch. Handlers are thin; each command group has a file.
 
+mod alerts;
 mod backtest;
 mod bench;
 mod replay;
@@ -54,6 +55,8 @@ pub enum Command {
     /// Database utilities.
     #[command(subcommand)]
     Db(report::DbCommand),
+    /// Alerts raised by alerts.yaml rules: list (`--active`) or acknowledge (`--ack ID`).
+    Alerts(alerts::AlertsArgs),
     /// The documented benchmark: generate, import and backtest N quotes; events/s and peak RSS.
     Bench(bench::BenchArgs),
 }
@@ -99,6 +102,7 @@ pub fn run() -> ExitCode {
         Command::Export(args) => report::export(args),
         Command::Db(cmd) => report::db(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Alerts(args) => alerts::alerts(args),
     };
     match result {
         Ok(code) => code,

@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Do not watch the config and rules for changes.
     #[arg(long)]
     pub no_watch: bool,
+    /// Serve /metrics and /healthz on this address:port (overrides bot.yaml http.listen;
+    /// port 0 picks a free one, printed at start).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_speed(text: &str) -> Result<Pacing, String> {
@@ -43,6 +47,7 @@ fn parse_speed(text: &str) -> Result<Pacing, String> {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let metrics_listen = args.metrics_listen;
     let options = RunOptions {
         max_cycles: if args.once { Some(1) } else { args.max_cycles },
         pacing: args.speed,
@@ -63,6 +68,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
             runner.options.config_dir.display(),
             runner.summary.database.display()
         );
+        serve_metrics(&runner, metrics_listen).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         tokio::spawn(async move {
@@ -74,6 +80,43 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         println!("{summary}");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts /metrics and /healthz when bot.yaml or `--metrics-listen` asks for them, and the
+/// no-cycle alert watchdog.
+async fn serve_metrics(
+    runner: &Runner,
+    listen_override: Option<std::net::SocketAddr>,
+) -> Result<(), String> {
+    let config = runner.rules.load().config.clone();
+    let db_path = runner.summary.database.clone();
+    tokio::spawn(crate::alerts::watchdog(
+        db_path.clone(),
+        Arc::clone(&runner.rules),
+    ));
+    let http = config.bot.http.clone();
+    let listen = match (listen_override, &http) {
+        (Some(addr), _) => addr,
+        (None, Some(h)) => h.listen.parse().map_err(|_| {
+            format!(
+                "{}: http.listen {:?} is not address:port",
+                config.dir.join("bot.yaml").display(),
+                h.listen
+            )
+        })?,
+        (None, None) => return Ok(()),
+    };
+    let max_age = http.map_or(60, |h| h.max_cycle_age_s);
+    let bound = crate::metrics::server::serve(
+        listen,
+        crate::metrics::server::HealthConfig {
+            db_path,
+            max_cycle_age: std::time::Duration::from_secs(max_age),
+        },
+    )
+    .await?;
+    eprintln!("metrics: http://{bound}/metrics  health: http://{bound}/healthz");
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).

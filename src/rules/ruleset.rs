@@ -137,6 +137,11 @@ impl RuleSet {
             let bytes = std::fs::read(config_dir.join(name)).unwrap_or_default();
             hash_part(&mut hasher, name, &bytes);
         }
+        // Optional, and hashed only when present so that adding none leaves every earlier
+        // run's hash (and parity fingerprint) as it was.
+        if let Ok(bytes) = std::fs::read(config_dir.join("alerts.yaml")) {
+            hash_part(&mut hasher, "alerts.yaml", &bytes);
+        }
         let files = &config.rules.scripts;
         let paths = [&files.anomaly, &files.degrade, &files.strategy, &files.risk];
         let params = [

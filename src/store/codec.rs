@@ -79,6 +79,10 @@ impl<'r, 's> Cols<'r, 's> {
         self.get(column)
     }
 
+    pub(crate) fn opt_i64(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.get(column)
+    }
+
     pub(crate) fn u32(&self, column: &'static str) -> Result<u32, StoreError> {
         let v = self.i64(column)?;
         u32::try_from(v).map_err(|_| self.corrupt(column, format!("{v} is not a u32")))

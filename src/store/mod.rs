@@ -15,6 +15,7 @@
 //! Orders are upserted by client id (they change status); script states and the fill cursor are
 //! overwritten with the latest value.
 
+mod alerts;
 mod codec;
 mod cycles;
 mod decisions;
@@ -34,6 +35,7 @@ mod snapshots;
 #[cfg(test)]
 mod tests;
 
+pub use alerts::{AlertBook, AlertRaise, AlertRow, probe_writable};
 pub use cycles::{AnomalyRow, CycleRecord, CycleRow};
 pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
@@ -70,7 +72,7 @@ impl Durability {
 
 /// How long a write waits for another connection's lock before failing with
 /// [`StoreError::Busy`].
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open, migrated database. For a file, also the holder of its single-instance lock.
 pub struct Store {

@@ -39,6 +39,35 @@ pub enum Event {
     HttpTime(Duration),
 }
 
+/// The same event in the process's Prometheus metrics.
+fn export(ep: Endpoint, event: Event) {
+    let m = crate::metrics::metrics();
+    let endpoint = [ep.name()];
+    let error = |kind: &str| {
+        m.exchange_errors
+            .with_label_values(&[ep.name(), kind])
+            .inc();
+    };
+    match event {
+        Event::Request => m.exchange_requests.with_label_values(&endpoint).inc(),
+        Event::HttpTime(d) => m
+            .exchange_request_seconds
+            .with_label_values(&endpoint)
+            .observe(d.as_secs_f64()),
+        Event::ThrottleWait(d) if !d.is_zero() => {
+            m.rate_limit_waits.with_label_values(&endpoint).inc();
+            m.rate_limit_wait_seconds
+                .with_label_values(&endpoint)
+                .observe(d.as_secs_f64());
+        }
+        Event::ThrottleWait(_) | Event::Retry => {}
+        Event::Transport => error("transport"),
+        Event::ServerError => error("server_error"),
+        Event::RateLimited => error("rate_limited"),
+        Event::Error => error("failed"),
+    }
+}
+
 /// Thread-safe counters for every endpoint.
 #[derive(Debug, Default)]
 pub struct RestStats {
@@ -51,6 +80,7 @@ fn micros(d: Duration) -> u64 {
 
 impl RestStats {
     pub fn record(&self, ep: Endpoint, event: Event) {
+        export(ep, event);
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let s = map.entry(ep).or_default();
         match event {
