@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Everything [`MarketFeed::start`] needs; [`FeedConfig::new`] gives BTCTurk's defaults.
@@ -60,6 +60,10 @@ pub struct FeedConfig {
     pub ticker: bool,
     /// Also join `trade` (421 on join, then 422) for the last trade.
     pub trades: bool,
+    /// Every book change and trade as it arrives, for a recorder (`btcbot replay capture`).
+    /// Sent with `try_send`: a full channel drops the event (with a warning) rather than stall
+    /// the connection.
+    pub tap: Option<mpsc::Sender<FeedEvent>>,
 }
 
 impl FeedConfig {
@@ -77,8 +81,32 @@ impl FeedConfig {
             connect_timeout: Duration::from_secs(10),
             ticker: true,
             trades: true,
+            tap: None,
         }
     }
+}
+
+/// What [`FeedConfig::tap`] receives. Times are the local wall clock when the frame arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// A 431 or 432 was applied: the book's best levels after it (a side may be empty).
+    Top {
+        symbol: Symbol,
+        bid: Option<Level>,
+        ask: Option<Level>,
+        received_ms: i64,
+    },
+    /// A live 422 trade.
+    Trade {
+        symbol: Symbol,
+        trade: FeedTrade,
+        received_ms: i64,
+    },
+    /// The 421 list sent on joining: trades from before the subscription.
+    RecentTrades {
+        symbol: Symbol,
+        trades: Vec<FeedTrade>,
+    },
 }
 
 /// Running totals since [`MarketFeed::start`], for metrics.

@@ -2,7 +2,7 @@
 //! shared books, watch for silence and missing snapshots, reconnect at a bounded pace.
 
 use super::book::{DiffError, Frame, FrameError, parse_frame};
-use super::{Count, FeedConfig, Shared, wall_ms};
+use super::{Count, FeedConfig, FeedEvent, Shared, wall_ms};
 use crate::domain::Symbol;
 use futures_util::SinkExt;
 use futures_util::StreamExt;
@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
@@ -327,6 +328,30 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Hands `event` to the recorder, if one listens; never waits for it.
+    fn tap(&self, event: FeedEvent) {
+        let Some(tap) = &self.config.tap else { return };
+        if let Err(TrySendError::Full(_)) = tap.try_send(event) {
+            let n = self.shared.bump(Count::IgnoredFrames);
+            if loud(n) {
+                tracing::warn!("feed: the recorder is behind; an event was dropped");
+            }
+        }
+    }
+
+    /// A `Top` event for `symbol`'s book as it is now.
+    fn top(&self, symbol: &Symbol, received_ms: i64) -> Option<FeedEvent> {
+        self.config.tap.as_ref()?;
+        let st = self.shared.lock();
+        let s = st.books.get(symbol)?;
+        Some(FeedEvent::Top {
+            symbol: symbol.clone(),
+            bid: s.book.best_bid(),
+            ask: s.book.best_ask(),
+            received_ms,
+        })
+    }
+
     fn follows(&self, symbol: &Symbol) -> bool {
         self.config.symbols.contains(symbol)
     }
@@ -369,10 +394,15 @@ impl<'a> Session<'a> {
                 self.pending.remove(&f.symbol);
                 self.shared.bump(Count::Snapshots);
                 self.healthy = true;
-                let mut st = self.shared.lock();
-                if let Some(s) = st.books.get_mut(&f.symbol) {
-                    s.book.reset(&f);
-                    s.updated_ms = now_ms;
+                {
+                    let mut st = self.shared.lock();
+                    if let Some(s) = st.books.get_mut(&f.symbol) {
+                        s.book.reset(&f);
+                        s.updated_ms = now_ms;
+                    }
+                }
+                if let Some(top) = self.top(&f.symbol, now_ms) {
+                    self.tap(top);
                 }
             }
             Frame::Diff(f) => {
@@ -408,6 +438,9 @@ impl<'a> Session<'a> {
                     Ok(()) => {
                         self.shared.bump(Count::Diffs);
                         self.healthy = true;
+                        if let Some(top) = self.top(&f.symbol, now_ms) {
+                            self.tap(top);
+                        }
                     }
                     Err(e) => {
                         if matches!(e, DiffError::Gap { .. }) {
@@ -433,6 +466,9 @@ impl<'a> Session<'a> {
                 if let (Some(p), Some(s)) = (newest, self.shared.lock().books.get_mut(&symbol)) {
                     s.record_trade(p);
                 }
+                if self.follows(&symbol) {
+                    self.tap(FeedEvent::RecentTrades { symbol, trades });
+                }
             }
             Frame::Trade { symbol, trade } => {
                 self.healthy = true;
@@ -440,6 +476,13 @@ impl<'a> Session<'a> {
                     (trade.print(), self.shared.lock().books.get_mut(&symbol))
                 {
                     s.record_trade(p);
+                }
+                if self.follows(&symbol) {
+                    self.tap(FeedEvent::Trade {
+                        symbol,
+                        trade,
+                        received_ms: now_ms,
+                    });
                 }
             }
             Frame::Other(kind) => self.ignore(&format!("model {kind}")),
