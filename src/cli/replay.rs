@@ -1,4 +1,4 @@
-//! `btcbot replay synth` and `btcbot replay import`.
+//! `btcbot replay synth`, `import`, `init` and `capture`.
 
 use crate::domain::Symbol;
 use crate::exchange::replay::{SynthOptions, write_synth_dataset};
@@ -41,6 +41,24 @@ pub enum ReplayCommand {
         /// Output dataset directory (created).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Create an empty dataset directory to capture into (a new or empty directory).
+    Init {
+        /// The dataset directory.
+        dir: PathBuf,
+    },
+    /// Record the venue's public market data (websocket feed, REST while it is stale) and its
+    /// exchangeinfo into a dataset; run again to continue after the last recorded event.
+    Capture {
+        /// Config directory; bot.yaml's venue (`exchange.kind: btcturk`) and symbols.
+        #[arg(long)]
+        config: PathBuf,
+        /// The dataset (made by `replay init`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this long (`30s`, `10m`, `2h`); without it, until Ctrl-C or SIGTERM.
+        #[arg(long, value_parser = crate::capture::parse_duration)]
+        duration: Option<std::time::Duration>,
     },
 }
 
@@ -86,5 +104,84 @@ pub fn run(cmd: ReplayCommand) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        ReplayCommand::Init { dir } => {
+            crate::capture::init_dataset(&dir)?;
+            println!(
+                "created an empty dataset in {}; fill it with `btcbot replay capture --config DIR \
+                 --out {}`",
+                dir.display(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ReplayCommand::Capture {
+            config,
+            out,
+            duration,
+        } => capture(config, out, duration),
+    }
+}
+
+/// Runs a capture until `duration` or Ctrl-C / SIGTERM; either way the dataset is finished.
+fn capture(
+    config: PathBuf,
+    out: PathBuf,
+    duration: Option<std::time::Duration>,
+) -> Result<ExitCode, String> {
+    let mut options = crate::capture::CaptureOptions::new(config, out);
+    options.duration = duration;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let summary = rt.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            stop_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let mut notice = |line: &str| eprintln!("{line}");
+        crate::capture::capture(&options, stop_rx, &mut notice).await
+    })?;
+    let span = match (summary.first_ms, summary.last_ms) {
+        (Some(a), Some(b)) => format!("{} → {}", crate::report::utc(a), crate::report::utc(b)),
+        _ => "nothing new".to_string(),
+    };
+    println!(
+        "captured {} quotes and {} trades into {} ({span}; {} from the feed, {} over REST, {} \
+         skipped, {} REST errors; {} events files)",
+        summary.quotes,
+        summary.trades,
+        options.out.display(),
+        summary.from_feed,
+        summary.from_rest,
+        summary.skipped,
+        summary.rest_errors,
+        summary.events_files
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what `docker stop` and service managers send).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

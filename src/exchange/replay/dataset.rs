@@ -234,7 +234,11 @@ fn open_native(dir: &Path, manifest_path: &Path) -> Result<Dataset, DatasetError
         symbols.insert(sym);
     }
     if symbols.is_empty() {
-        return Err(err("symbols: empty".into()));
+        return Err(err(
+            "symbols: empty (a dataset from `replay init` holds nothing until `replay capture` \
+             has run)"
+                .into(),
+        ));
     }
 
     let start_ms = optional_ms(obj.get("start_ms")).map_err(|e| err(format!("start_ms: {e}")))?;

@@ -26,6 +26,7 @@ pub use dataset::{
 pub use import::{ImportSummary, QUOTES_HEADER, import_quotes};
 pub use matching::MatchingEngine;
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
+pub(crate) use synth::{filter_exchange_info, write_atomic};
 pub use validate::Reject;
 
 use crate::domain::{AccountSnapshot, Fill, MarketSnapshot, Order, Symbol, SymbolSpec};

@@ -285,7 +285,7 @@ fn filtered_exchange_info(symbols: &[Symbol]) -> Result<String, String> {
 }
 
 /// The exchangeinfo payload `text` with only `symbols` left in `data.symbols`.
-pub(super) fn filter_exchange_info(
+pub(crate) fn filter_exchange_info(
     text: &str,
     what: &str,
     symbols: &[Symbol],
@@ -309,7 +309,7 @@ pub(super) fn filter_exchange_info(
 }
 
 /// Writes `path` through a `.tmp` sibling and renames it into place.
-pub(super) fn write_atomic<T>(
+pub(crate) fn write_atomic<T>(
     path: &Path,
     body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>,
 ) -> Result<T, String> {
