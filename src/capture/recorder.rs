@@ -415,8 +415,8 @@ impl Recorder {
     fn quote(
         &mut self,
         symbol: &Symbol,
-        bid: Option<(Decimal, Decimal)>,
-        ask: Option<(Decimal, Decimal)>,
+        bid: Option<BestLevel>,
+        ask: Option<BestLevel>,
         ts_ms: i64,
         source: Source,
     ) -> Result<(), String> {
@@ -479,9 +479,12 @@ impl Recorder {
     }
 }
 
+/// A book side's best level: price and size.
+type BestLevel = (Decimal, Decimal);
+
 /// The best bid and ask with a size: a zero-size level is no level (the feed drops them too,
 /// and in a dataset a zero size would mean unlimited liquidity).
-fn best_levels(book: &OrderBook) -> (Option<(Decimal, Decimal)>, Option<(Decimal, Decimal)>) {
+fn best_levels(book: &OrderBook) -> (Option<BestLevel>, Option<BestLevel>) {
     let best = |levels: &[wire::Level]| {
         levels
             .iter()
