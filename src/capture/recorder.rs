@@ -265,7 +265,8 @@ impl Recorder {
             tick(options.flush_interval),
             tick(options.checkpoint_interval),
         );
-        let deadline = options.duration.map(|d| Instant::now() + d);
+        // A duration too long for the clock to represent is as good as none.
+        let deadline = options.duration.and_then(|d| Instant::now().checked_add(d));
         let until_deadline = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at).await,

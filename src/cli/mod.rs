@@ -3,6 +3,8 @@
 mod alerts;
 mod backtest;
 mod bench;
+mod doctor;
+mod health;
 mod replay;
 mod report;
 mod rules;
@@ -59,6 +61,13 @@ pub enum Command {
     Alerts(alerts::AlertsArgs),
     /// The documented benchmark: generate, import and backtest N quotes; events/s and peak RSS.
     Bench(bench::BenchArgs),
+    /// Is this config fit to run: config and rules (the reload path), rule tests, DB schema,
+    /// credentials and their permissions, live arming and its reason, the kill switch.
+    /// Exit 0 all ok, 1 any FAIL, 2 warnings only.
+    Doctor(doctor::DoctorArgs),
+    /// Is the bot working now: exchange reachable, clock skew, DB writable, last cycle age.
+    /// Exit 0 all ok, 1 any FAIL, 2 warnings only.
+    Health(health::HealthArgs),
 }
 
 /// The default config directory: `configs/default` under the working directory.
@@ -102,6 +111,8 @@ pub fn run() -> ExitCode {
         Command::Export(args) => report::export(args),
         Command::Db(cmd) => report::db(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Health(args) => health::run(args),
         Command::Alerts(args) => alerts::alerts(args),
     };
     match result {

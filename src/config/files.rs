@@ -34,9 +34,37 @@ pub struct BotFile {
     #[serde(default)]
     pub orders: OrdersSection,
     pub database: DatabaseSection,
-    /// File whose existence stops new orders (relative to the config dir).
+    /// The kill switch: `kill_switch: {file: KILL, cancel_all: true}` (docs/SAFETY.md).
+    #[serde(default)]
+    pub kill_switch: Option<KillSwitchSection>,
+    /// The older spelling of `kill_switch.file` (still accepted; not together with
+    /// `kill_switch`).
     #[serde(default)]
     pub kill_switch_file: Option<PathBuf>,
+}
+
+impl BotFile {
+    /// The kill switch file (relative to the config dir, as written) and whether it cancels
+    /// every open order while on, from either spelling.
+    pub fn kill_switch_settings(&self) -> (Option<&Path>, bool) {
+        match &self.kill_switch {
+            Some(k) => (k.file.as_deref(), k.cancel_all),
+            None => (self.kill_switch_file.as_deref(), false),
+        }
+    }
+}
+
+/// The kill switch (checked every cycle): while `file` exists or `BTCBOT_KILL_SWITCH` is set,
+/// no new orders are placed; cancels still go out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitchSection {
+    /// File whose existence turns the switch on (relative to the config dir).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// While on, also cancel every open order of the bot (not only those past their TTL).
+    #[serde(default)]
+    pub cancel_all: bool,
 }
 
 fn default_quote() -> String {

@@ -11,8 +11,9 @@ mod validate;
 
 pub use files::{
     BotFile, CycleSection, DatabaseSection, Evaluate, ExchangeSection, FeedSection, FeesSection,
-    LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
-    SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
+    KillSwitchSection, LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile,
+    SandboxSection, SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode,
+    UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
 

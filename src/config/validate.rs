@@ -63,6 +63,18 @@ impl Validator {
         if b.database.path.as_os_str().is_empty() {
             self.err(F, "database.path", "must not be empty");
         }
+        if b.kill_switch.is_some() && b.kill_switch_file.is_some() {
+            self.err(
+                F,
+                "kill_switch_file",
+                "give the kill switch once: kill_switch.file (kill_switch_file is its older spelling)",
+            );
+        }
+        if let Some(k) = &b.kill_switch
+            && k.file.as_ref().is_some_and(|f| f.as_os_str().is_empty())
+        {
+            self.err(F, "kill_switch.file", "must not be empty");
+        }
         match &b.exchange {
             ExchangeSection::Replay {
                 dataset,
@@ -131,11 +143,19 @@ impl Validator {
                         "exchange.base_url",
                         "must start with https:// or http://",
                     );
-                } else if plain && !*simulated {
+                } else if plain && !*simulated && !is_loopback(base_url) {
                     self.err(
                         F,
                         "exchange.base_url",
-                        "a real exchange must be reached over https (set simulated: true for a local sim)",
+                        "a real exchange must be reached over https (plain http only on loopback; set simulated: true for a local sim)",
+                    );
+                }
+                // `simulated` lets orders through without live arming: never for BTCTurk itself.
+                if *simulated && host_of(base_url).is_some_and(is_btcturk_host) {
+                    self.err(
+                        F,
+                        "exchange.simulated",
+                        format!("{base_url} is BTCTurk itself, not a simulated exchange"),
                     );
                 }
                 if *request_timeout_ms == 0 || *request_timeout_ms > 60_000 {
@@ -240,5 +260,58 @@ impl Validator {
                 self.err(F, key, format!("must be at most {max}, got {v}"));
             }
         }
+    }
+}
+
+/// The host of an `http(s)://host[:port]/...` URL, lowercased (brackets kept for IPv6).
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if authority.starts_with('[') {
+        authority.split_once(']').map(|(h, _)| format!("{h}]"))?
+    } else {
+        authority.split(':').next()?.to_string()
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// `127.0.0.0/8`, `localhost` or `[::1]`: traffic that never leaves the machine.
+fn is_loopback(url: &str) -> bool {
+    host_of(url).is_some_and(|h| {
+        h == "localhost"
+            || h == "[::1]"
+            || h.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
+}
+
+fn is_btcturk_host(host: String) -> bool {
+    let h = host.trim_end_matches('.');
+    h == "btcturk.com" || h.ends_with(".btcturk.com")
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn hosts_loopback_and_btcturk() {
+        assert_eq!(
+            host_of("http://127.0.0.1:8080/api").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            host_of("https://API.btcturk.com").as_deref(),
+            Some("api.btcturk.com")
+        );
+        assert_eq!(host_of("http://[::1]:80").as_deref(), Some("[::1]"));
+        assert!(is_loopback("http://127.0.0.1:8080"));
+        assert!(is_loopback("http://localhost:1"));
+        assert!(!is_loopback("http://127.0.0.1.evil.example:80"));
+        assert!(!is_loopback("http://10.0.0.1:80"));
+        assert!(is_btcturk_host("api.btcturk.com".into()));
+        assert!(is_btcturk_host("btcturk.com.".into()));
+        assert!(!is_btcturk_host("notbtcturk.com".into()));
     }
 }

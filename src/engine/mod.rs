@@ -2,11 +2,13 @@
 
 pub mod arming;
 pub mod decide;
+pub mod kill_switch;
 pub mod per_quote;
 pub mod plan;
 pub mod reconcile;
 pub mod recovery;
 pub mod runner;
+pub mod send_guard;
 pub mod shadow;
 pub mod shell;
 pub mod startup;

@@ -51,6 +51,14 @@ pub struct Gates {
     pub kill_switch: bool,
 }
 
+impl Gates {
+    /// Whether orders and cancels may reach the venue at all: live armed, or a venue that
+    /// cannot spend real money. Otherwise the run is a dry run and sends nothing.
+    pub fn orders_reach_venue(self) -> bool {
+        self.simulated_venue || self.live_armed
+    }
+}
+
 /// A client id ≤ 50 characters (BTCTurk's limit), the same for the same cycle and intent.
 pub fn client_order_id(
     cycle_id: i64,
@@ -133,7 +141,7 @@ pub fn plan(
                 price,
                 qty,
             };
-            if gates.simulated_venue || gates.live_armed {
+            if gates.orders_reach_venue() {
                 Action::Place(order)
             } else {
                 Action::DryRun(order)

@@ -49,6 +49,10 @@ impl Shell {
                     self.live_orders.insert(adopted.client_id.clone(), adopted);
                     s.anomalies.push(unknown_order(v, "adopted"));
                 }
+                // A dry run sends nothing, not even this cancel.
+                UnknownOrderPolicy::Cancel if !self.gates.orders_reach_venue() => {
+                    s.anomalies.push(unknown_order(v, "not canceled (dry run)"));
+                }
                 UnknownOrderPolicy::Cancel => {
                     if let Some(id) = &v.exchange_id {
                         match self.exchange.cancel(id).await {
@@ -94,6 +98,9 @@ impl Shell {
     /// Requests the cancel of every live order older than the TTL. BTCTurk's cancel is
     /// asynchronous, so the order becomes `cancel_requested` until the venue drops it.
     pub(super) async fn cancel_stale(&mut self, now_ms: i64, s: &mut Scratch) -> u32 {
+        if !self.gates.orders_reach_venue() {
+            return 0; // a dry run sends nothing
+        }
         let stale: Vec<Order> = self
             .live_orders
             .values()

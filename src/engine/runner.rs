@@ -145,7 +145,9 @@ pub struct Runner {
     next_ts_ms: i64,
     clock: CycleClock,
     next_cycle_id: i64,
-    kill_switch_file: Option<PathBuf>,
+    kill_switch: super::kill_switch::KillSwitch,
+    /// Whether live trading is armed and why (not): the start-up banner, `doctor`, metrics.
+    pub arming: super::arming::Arming,
     /// Called after every committed cycle with its market time (a progress bar).
     pub on_cycle: Option<Box<dyn FnMut(i64) + Send>>,
 }
@@ -180,7 +182,7 @@ impl Runner {
         let credentials = super::venue::credentials(&config)?;
         let arming = super::arming::evaluate(
             bot.mode,
-            super::venue::is_simulated(&config),
+            super::venue::kind(&config),
             credentials.is_some(),
             std::env::var(super::arming::ARMING_ENV).ok().as_deref(),
         );
@@ -270,8 +272,18 @@ impl Runner {
             .into_iter()
             .map(|o| (o.client_id.clone(), o))
             .collect();
-        let simulated = venue.simulated;
-        let (live_armed, gate) = (arming.live, arming.reason);
+        // A simulated exchange takes orders only when they can be signed; without credentials
+        // the run records would-be orders, as a dry run against a real venue does.
+        let simulated =
+            venue.simulated && (venue.has_credentials || venue.clock != CycleClock::Wall);
+        let kill_switch = super::kill_switch::KillSwitch::from_config(&config);
+        // Live trading, or a config that asks for it but is not armed, is worth a warning.
+        if arming.live || bot.mode == crate::config::TradingMode::Live {
+            tracing::warn!("arming: {}", arming.reason);
+        } else {
+            tracing::info!("arming: {}", arming.reason);
+        }
+        let (live_armed, gate) = (arming.live, arming.reason.clone());
         // A cycle that crashed after writing its outbox but before its commit left orders with
         // its id: never reuse it, or a client order id could repeat.
         let last_outbox_cycle = store
@@ -294,7 +306,11 @@ impl Runner {
                 .into_iter()
                 .map(|s| (s.symbol.clone(), s))
                 .collect(),
-            exchange: venue.exchange,
+            // A dry run against a real venue can send nothing, whatever the plan says.
+            exchange: Box::new(super::send_guard::SendGuard::new(
+                venue.exchange,
+                simulated || live_armed,
+            )),
             fill_cursor: store.fill_cursor().map_err(|e| e.to_string())?,
             store,
             ledger,
@@ -313,6 +329,7 @@ impl Runner {
             base_baselines,
             wall_clock: venue.clock == CycleClock::Wall,
             shadow,
+            kill_cancel_all: kill_switch.cancel_all,
         };
         let mut shell = shell;
         let first_ts = match venue.clock {
@@ -351,7 +368,8 @@ impl Runner {
             ..Summary::default()
         };
         Ok(Runner {
-            kill_switch_file: bot.kill_switch_file.as_ref().map(|p| config.resolve(p)),
+            kill_switch,
+            arming,
             options,
             rules,
             shell,
@@ -364,11 +382,6 @@ impl Runner {
             next_cycle_id,
             on_cycle: None,
         })
-    }
-
-    fn kill_switch(&self) -> bool {
-        let by_env = std::env::var("BTCBOT_KILL_SWITCH").is_ok_and(|v| !v.is_empty() && v != "0");
-        by_env || self.kill_switch_file.as_ref().is_some_and(|p| p.exists())
     }
 
     /// Rebuilds the shadow candidate after the active rules reloaded (its files may have changed
@@ -464,7 +477,7 @@ impl Runner {
             }
             self.record_reloads()?;
             let rules = self.rules.load_full();
-            let kill = self.kill_switch();
+            let kill = self.kill_switch.check();
             self.shell.gates.kill_switch = kill;
             let floor = if kill {
                 Mode::ObserveOnly

@@ -43,6 +43,8 @@ pub struct Shell {
     pub wall_clock: bool,
     /// The candidate rule set of rules.yaml `shadow`, if any.
     pub shadow: Option<super::shadow::Shadow>,
+    /// While the kill switch is on, cancel every open order (bot.yaml `kill_switch.cancel_all`).
+    pub kill_cancel_all: bool,
 }
 
 /// What a cycle accumulates before its commit.
@@ -249,7 +251,12 @@ impl Shell {
             intents_override: None,
         };
         let decide_started = Instant::now();
-        let decision = decide(rules, &input);
+        let mut decision = decide(rules, &input);
+        if self.gates.kill_switch {
+            // Recorded with the cycle, so `explain` and reports say why nothing traded.
+            let reason = super::kill_switch::KILL_SWITCH_REASON.to_string();
+            decision.mode_reasons.insert(0, reason);
+        }
         let eval_us = u64::try_from(decide_started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let actions = plan(
             cycle_id,
@@ -267,6 +274,9 @@ impl Shell {
         }
         // Each order is stored (outbox) before it is sent.
         for action in &actions {
+        if self.gates.kill_switch && self.kill_cancel_all {
+            outcome.canceled += self.cancel_all_open(now_ms, &mut sc).await;
+        }
             let Action::Place(p) = action else { continue };
             let order = Order {
                 client_id: p.client_id.clone(),

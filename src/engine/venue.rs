@@ -60,6 +60,18 @@ pub fn credentials(config: &Config) -> Result<Option<Credentials>, String> {
     }
 }
 
+/// The venue kind live arming looks at.
+pub fn kind(config: &Config) -> super::arming::VenueKind {
+    use super::arming::VenueKind;
+    match &config.bot.exchange {
+        ExchangeSection::Replay { .. } => VenueKind::Replay,
+        ExchangeSection::Btcturk {
+            simulated: true, ..
+        } => VenueKind::Simulated,
+        ExchangeSection::Btcturk { .. } => VenueKind::Real,
+    }
+}
+
 /// Whether the configured venue is simulated (replay, or a BTCTurk URL marked `simulated`).
 pub fn is_simulated(config: &Config) -> bool {
     match &config.bot.exchange {

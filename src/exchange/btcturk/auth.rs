@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::fmt;
 
-/// API credentials. The secret never appears in `Debug` output.
+/// API credentials. Neither the key nor the secret appears in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub public_key: String,
@@ -19,7 +19,7 @@ pub struct Credentials {
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
-            .field("public_key", &self.public_key)
+            .field("public_key", &"<redacted>")
             .field("secret_b64", &"<redacted>")
             .finish()
     }
@@ -61,6 +61,16 @@ mod tests {
     // Published vector (TRCrypto.Net docs), recomputed independently.
     const KEY: &str = "test-public-key";
     const SECRET: &str = "dGVzdC1zZWNyZXQta2V5LWZvci11bml0LXRlc3Rz";
+
+    #[test]
+    fn debug_shows_neither_key_nor_secret() {
+        let c = Credentials {
+            public_key: KEY.into(),
+            secret_b64: SECRET.into(),
+        };
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains(KEY) && !shown.contains(SECRET), "{shown}");
+    }
 
     #[test]
     fn matches_the_published_vector() {

@@ -262,7 +262,11 @@ impl RestClient {
         }
     }
 
-    fn sign(&self, ep: Endpoint) -> Result<[(&'static str, String); 3], CallError> {
+    /// The auth headers, marked sensitive so no HTTP layer's debug output shows them.
+    fn sign(
+        &self,
+        ep: Endpoint,
+    ) -> Result<[(&'static str, reqwest::header::HeaderValue); 3], CallError> {
         let fail = |message: String| CallError {
             error: ExchangeError::Permanent {
                 endpoint: ep.name().to_string(),
@@ -276,10 +280,16 @@ impl RestClient {
             .ok_or_else(|| fail("no API credentials configured".into()))?;
         let stamp = local_ms() + self.clock_offset_ms();
         let signature = auth::sign(&c.public_key, &c.secret_b64, stamp).map_err(fail)?;
+        let sensitive = |text: &str| {
+            let mut v = reqwest::header::HeaderValue::from_str(text)
+                .map_err(|_| fail("the API key is not a valid HTTP header value".into()))?;
+            v.set_sensitive(true);
+            Ok::<_, CallError>(v)
+        };
         Ok([
-            ("X-PCK", c.public_key.clone()),
-            ("X-Stamp", stamp.to_string()),
-            ("X-Signature", signature),
+            ("X-PCK", sensitive(&c.public_key)?),
+            ("X-Stamp", sensitive(&stamp.to_string())?),
+            ("X-Signature", sensitive(&signature)?),
         ])
     }
 
