@@ -1,5 +1,6 @@
 //! Raw file shapes (serde, `deny_unknown_fields`) and the loader that collects errors.
 
+use super::alerts::AlertsFile;
 use super::params::Params;
 use super::validate::Validator;
 use super::{Config, ConfigError, ConfigErrors, resolve_against};
@@ -34,6 +35,9 @@ pub struct BotFile {
     #[serde(default)]
     pub orders: OrdersSection,
     pub database: DatabaseSection,
+    /// `/metrics` and `/healthz` over HTTP; absent = not served.
+    #[serde(default)]
+    pub http: Option<HttpSection>,
     /// The kill switch: `kill_switch: {file: KILL, cancel_all: true}` (docs/SAFETY.md).
     #[serde(default)]
     pub kill_switch: Option<KillSwitchSection>,
@@ -65,6 +69,25 @@ pub struct KillSwitchSection {
     /// While on, also cancel every open order of the bot (not only those past their TTL).
     #[serde(default)]
     pub cancel_all: bool,
+}
+
+/// The metrics and health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// `address:port`; loopback unless the operator opens it (e.g. `0.0.0.0:9464` in a
+    /// container). Port 0 picks a free port (printed at start).
+    pub listen: String,
+    /// `/healthz` answers 503 when the last cycle is older than this.
+    pub max_cycle_age_s: u64,
+}
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+            max_cycle_age_s: 60,
+        }
+    }
 }
 
 fn default_quote() -> String {
@@ -483,6 +506,20 @@ pub(super) fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         Some(StrategyFile::default())
     };
     let rules: Option<RulesFile> = read_yaml(dir, "rules.yaml", &mut errors);
+    let alerts: Option<AlertsFile> = if dir.join("alerts.yaml").exists() {
+        read_yaml(dir, "alerts.yaml", &mut errors)
+    } else {
+        Some(AlertsFile::default())
+    };
+    let alert_rules = match &alerts {
+        Some(a) => a
+            .compile(&dir.join("alerts.yaml").display().to_string())
+            .unwrap_or_else(|e| {
+                errors.extend(e);
+                Vec::new()
+            }),
+        None => Vec::new(),
+    };
 
     let mut v = Validator::new(dir);
     if let Some(b) = &bot {
@@ -496,8 +533,8 @@ pub(super) fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     }
     errors.extend(v.into_errors());
 
-    match (bot, risk, strategy, rules) {
-        (Some(bot), Some(risk), Some(strategy), Some(rules)) if errors.is_empty() => {
+    match (bot, risk, strategy, rules, alerts) {
+        (Some(bot), Some(risk), Some(strategy), Some(rules), Some(alerts)) if errors.is_empty() => {
             let rules_dir = resolve_against(dir, &rules.dir);
             let dataset = match &bot.exchange {
                 ExchangeSection::Replay { dataset, .. } => Some(resolve_against(dir, dataset)),
@@ -511,6 +548,8 @@ pub(super) fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                 rules,
                 rules_dir,
                 dataset,
+                alerts,
+                alert_rules,
             })
         }
         _ => Err(ConfigErrors(errors)),

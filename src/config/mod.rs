@@ -4,6 +4,7 @@
 //! unknown keys, then a validation pass collects *every* error with its file and key path, so an
 //! operator fixes a broken directory in one go. Nothing here touches the network or the database.
 
+pub mod alerts;
 mod files;
 mod params;
 pub mod secrets;
@@ -11,9 +12,9 @@ mod validate;
 
 pub use files::{
     BotFile, CycleSection, DatabaseSection, Evaluate, ExchangeSection, FeedSection, FeesSection,
-    KillSwitchSection, LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile,
-    SandboxSection, SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode,
-    UnknownOrderPolicy,
+    HttpSection,
+    KillSwitchSection, LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
+    SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
 
@@ -74,6 +75,9 @@ pub struct Config {
     pub rules_dir: PathBuf,
     /// The replay dataset, resolved, when the exchange is a replay.
     pub dataset: Option<PathBuf>,
+    /// `alerts.yaml` as written (empty when absent) and its checked rules.
+    pub alerts: alerts::AlertsFile,
+    pub alert_rules: Vec<alerts::AlertRule>,
 }
 
 impl Config {

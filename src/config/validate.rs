@@ -63,6 +63,18 @@ impl Validator {
         if b.database.path.as_os_str().is_empty() {
             self.err(F, "database.path", "must not be empty");
         }
+        if let Some(http) = &b.http {
+            if http.listen.parse::<std::net::SocketAddr>().is_err() {
+                self.err(
+                    F,
+                    "http.listen",
+                    format!("{:?} is not address:port (e.g. 127.0.0.1:9464)", http.listen),
+                );
+            }
+            if http.max_cycle_age_s == 0 {
+                self.err(F, "http.max_cycle_age_s", "must be > 0");
+            }
+        }
         if b.kill_switch.is_some() && b.kill_switch_file.is_some() {
             self.err(
                 F,

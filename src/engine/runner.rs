@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How fast cycles follow each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +151,7 @@ pub struct Runner {
     pub arming: super::arming::Arming,
     /// Called after every committed cycle with its market time (a progress bar).
     pub on_cycle: Option<Box<dyn FnMut(i64) + Send>>,
+    alerts: crate::alerts::RunAlerts,
 }
 
 impl Runner {
@@ -277,6 +279,8 @@ impl Runner {
         let simulated =
             venue.simulated && (venue.has_credentials || venue.clock != CycleClock::Wall);
         let kill_switch = super::kill_switch::KillSwitch::from_config(&config);
+        crate::metrics::metrics().set_arming(arming.live, &arming.reason);
+        crate::metrics::status().mark_started(wall_ms());
         // Live trading, or a config that asks for it but is not armed, is worth a warning.
         if arming.live || bot.mode == crate::config::TradingMode::Live {
             tracing::warn!("arming: {}", arming.reason);
@@ -381,6 +385,7 @@ impl Runner {
             clock: venue.clock,
             next_cycle_id,
             on_cycle: None,
+            alerts: crate::alerts::RunAlerts::default(),
         })
     }
 
@@ -420,6 +425,11 @@ impl Runner {
                 ReloadOutcome::Applied { hash } => {
                     tracing::info!(hash = %hash, "rules reloaded");
                     self.summary.reloads_ok += 1;
+                    crate::metrics::metrics()
+                        .reloads
+                        .with_label_values(&["ok"])
+                        .inc();
+                    self.alerts.reload_error = None;
                     self.reload_shadow();
                     ReloadRecord {
                         ts_ms: self.next_ts_ms,
@@ -428,13 +438,22 @@ impl Runner {
                         error: None,
                     }
                 }
-                ReloadOutcome::Unchanged { .. } => continue,
+                ReloadOutcome::Unchanged { .. } => {
+                    // The files are back to the active rules: a failed edit was undone.
+                    self.alerts.reload_error = None;
+                    continue;
+                }
                 ReloadOutcome::Failed { error } => {
                     tracing::error!(
                         "rules reload failed, keeping {}: {error}",
                         self.rules.load().hash
                     );
                     self.summary.reloads_failed += 1;
+                    crate::metrics::metrics()
+                        .reloads
+                        .with_label_values(&["failed"])
+                        .inc();
+                    self.alerts.reload_error = Some(error.clone());
                     ReloadRecord {
                         ts_ms: self.next_ts_ms,
                         rule_hash: None,
@@ -479,16 +498,26 @@ impl Runner {
             let rules = self.rules.load_full();
             let kill = self.kill_switch.check();
             self.shell.gates.kill_switch = kill;
+            crate::metrics::metrics().kill_switch.set(i64::from(kill));
             let floor = if kill {
                 Mode::ObserveOnly
             } else {
                 Mode::Normal
             };
             let cycle_id = self.next_cycle_id;
+            let span = tracing::info_span!("cycle", id = cycle_id, market_ms = now_ms);
             let outcome = self
                 .shell
                 .run_cycle(&rules, cycle_id, now_ms, floor)
+                .instrument(span)
                 .await?;
+            self.alerts.after_cycle(
+                &mut self.shell.store,
+                &rules.config,
+                &outcome,
+                cycle_id,
+                now_ms,
+            )?;
             self.tally(&outcome, &rules.hash);
             if let Some(hook) = self.on_cycle.as_mut() {
                 hook(now_ms);

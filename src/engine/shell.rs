@@ -73,6 +73,8 @@ pub struct CycleOutcome {
     pub canceled: u32,
     pub rejected_by_exchange: u32,
     pub new_fills: u32,
+    /// The portfolio as marked this cycle (alerts read today's PnL from it).
+    pub valuation: Option<Valuation>,
 }
 
 /// A failure that stops the run (the data can no longer be trusted).
@@ -272,11 +274,11 @@ impl Shell {
         if matches!(decision.mode, Mode::Normal | Mode::ReduceOnly) || self.gates.kill_switch {
             outcome.canceled = self.cancel_stale(now_ms, &mut sc).await;
         }
-        // Each order is stored (outbox) before it is sent.
-        for action in &actions {
         if self.gates.kill_switch && self.kill_cancel_all {
             outcome.canceled += self.cancel_all_open(now_ms, &mut sc).await;
         }
+        // Each order is stored (outbox) before it is sent.
+        for action in &actions {
             let Action::Place(p) = action else { continue };
             let order = Order {
                 client_id: p.client_id.clone(),
@@ -392,6 +394,15 @@ impl Shell {
         .unwrap_or(i64::MAX);
         self.last_stats = sc.stats;
         self.live_orders.retain(|_, o| o.status.is_live());
+        crate::metrics::record::cycle(
+            &record,
+            &decision,
+            &valuation,
+            started.elapsed(),
+            self.live_orders.len(),
+            self.ledger.cash,
+        );
+        outcome.valuation = Some(valuation);
         outcome.actions = actions;
         outcome.decision = Some(decision);
         Ok(outcome)
