@@ -108,7 +108,10 @@ async fn wait_for<F: Fn(&BTreeMap<String, f64>) -> bool>(
         if ok(&s) {
             return s;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -178,7 +181,11 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     config.faults = FaultSpec::parse("5xx=0.03,429=0.02/burst:1/retry-after:0,seed=5").unwrap();
     let sim = Arc::new(serve(config).await.unwrap());
     let frozen = Arc::new(AtomicBool::new(false));
-    let sim_addr: SocketAddr = sim.base_url().trim_start_matches("http://").parse().unwrap();
+    let sim_addr: SocketAddr = sim
+        .base_url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
     let relay = freezable_relay(sim_addr, Arc::clone(&frozen)).await;
 
     let cfg = paper_config(
@@ -241,9 +248,13 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     let healthz = format!("http://{addr}/healthz");
 
     // 1. Running: every family present, values sane.
-    let s = wait_for(&client, &metrics, "40 cycles and some orders", Duration::from_secs(60), |s| {
-        sum(s, "btcbot_cycles_total") >= 40.0 && sum(s, "btcbot_orders_total") >= 1.0
-    })
+    let s = wait_for(
+        &client,
+        &metrics,
+        "40 cycles and some orders",
+        Duration::from_secs(60),
+        |s| sum(s, "btcbot_cycles_total") >= 40.0 && sum(s, "btcbot_orders_total") >= 1.0,
+    )
     .await;
     let cycles = sum(&s, "btcbot_cycles_total");
     assert!(sum(&s, "btcbot_cycle_duration_seconds_count") >= cycles);
@@ -256,7 +267,11 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     assert!(sum(&s, "btcbot_verdicts_total") >= 1.0);
     assert_eq!(sum(&s, "btcbot_mode"), 1.0, "exactly one mode is current");
     assert_eq!(sum(&s, "btcbot_rule_set_info"), 1.0);
-    assert_eq!(s.get("btcbot_live_armed"), Some(&0.0), "a paper run is never armed");
+    assert_eq!(
+        s.get("btcbot_live_armed"),
+        Some(&0.0),
+        "a paper run is never armed"
+    );
     assert_eq!(sum(&s, "btcbot_arming_info"), 1.0);
     assert_eq!(s.get("btcbot_kill_switch"), Some(&0.0));
     let open = s.get("btcbot_open_orders").copied().unwrap_or(-1.0);
@@ -271,17 +286,30 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     assert!(s.contains_key("btcbot_fills_total"));
     assert!(
         s.contains_key("btcbot_exchange_request_seconds_count{endpoint=\"account_balance\"}")
-            || s.keys().any(|k| k.starts_with("btcbot_exchange_request_seconds_count")),
+            || s.keys()
+                .any(|k| k.starts_with("btcbot_exchange_request_seconds_count")),
         "no exchange latency"
     );
-    let s = wait_for(&client, &metrics, "exchange errors and anomalies", Duration::from_secs(60), |s| {
-        sum(s, "btcbot_exchange_errors_total") >= 1.0
-            && sum(s, "btcbot_anomalies_total") >= 1.0
-            && sum(s, "btcbot_rate_limit_waits_total") >= 1.0
-    })
+    let s = wait_for(
+        &client,
+        &metrics,
+        "exchange errors and anomalies",
+        Duration::from_secs(60),
+        |s| {
+            sum(s, "btcbot_exchange_errors_total") >= 1.0
+                && sum(s, "btcbot_anomalies_total") >= 1.0
+                && sum(s, "btcbot_rate_limit_waits_total") >= 1.0
+        },
+    )
     .await;
-    assert!(s.keys().any(|k| k.starts_with("btcbot_exchange_errors_total{endpoint=")));
-    assert!(s.keys().any(|k| k.starts_with("btcbot_anomalies_total{code=\"EXCHANGE_ERROR\"")));
+    assert!(
+        s.keys()
+            .any(|k| k.starts_with("btcbot_exchange_errors_total{endpoint="))
+    );
+    assert!(
+        s.keys()
+            .any(|k| k.starts_with("btcbot_anomalies_total{code=\"EXCHANGE_ERROR\""))
+    );
     let health = wait_health(&client, &healthz, 200, Duration::from_secs(20)).await;
     assert!(health.contains("\"db_writable\":true"), "{health}");
 
@@ -290,15 +318,28 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     let risk = rules.join("risk.rhai");
     let good = std::fs::read_to_string(&risk).unwrap();
     std::fs::write(&risk, format!("{good}\nfn broken( {{\n")).unwrap();
-    wait_for(&client, &metrics, "a failed reload", Duration::from_secs(20), |s| {
-        s.get("btcbot_rule_reloads_total{result=\"failed\"}").copied().unwrap_or(0.0) >= 1.0
-            && s.get("btcbot_alert_active{alert=\"reload\"}") == Some(&1.0)
-    })
+    wait_for(
+        &client,
+        &metrics,
+        "a failed reload",
+        Duration::from_secs(20),
+        |s| {
+            s.get("btcbot_rule_reloads_total{result=\"failed\"}")
+                .copied()
+                .unwrap_or(0.0)
+                >= 1.0
+                && s.get("btcbot_alert_active{alert=\"reload\"}") == Some(&1.0)
+        },
+    )
     .await;
     std::fs::write(&risk, &good).unwrap();
-    wait_for(&client, &metrics, "the reload alert resolved", Duration::from_secs(20), |s| {
-        s.get("btcbot_alert_active{alert=\"reload\"}") == Some(&0.0)
-    })
+    wait_for(
+        &client,
+        &metrics,
+        "the reload alert resolved",
+        Duration::from_secs(20),
+        |s| s.get("btcbot_alert_active{alert=\"reload\"}") == Some(&0.0),
+    )
     .await;
 
     // 3. The exchange hangs: cycles stop, /healthz says so and the watchdog raises `stalled`;
@@ -306,20 +347,31 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     frozen.store(true, Ordering::SeqCst);
     let body = wait_health(&client, &healthz, 503, Duration::from_secs(15)).await;
     assert!(body.contains("no cycle for"), "{body}");
-    wait_for(&client, &metrics, "the stalled alert", Duration::from_secs(10), |s| {
-        s.get("btcbot_alert_active{alert=\"stalled\"}") == Some(&1.0)
-    })
+    wait_for(
+        &client,
+        &metrics,
+        "the stalled alert",
+        Duration::from_secs(10),
+        |s| s.get("btcbot_alert_active{alert=\"stalled\"}") == Some(&1.0),
+    )
     .await;
     frozen.store(false, Ordering::SeqCst);
     wait_health(&client, &healthz, 200, Duration::from_secs(30)).await;
-    wait_for(&client, &metrics, "the stalled alert resolved", Duration::from_secs(20), |s| {
-        s.get("btcbot_alert_active{alert=\"stalled\"}") == Some(&0.0)
-    })
+    wait_for(
+        &client,
+        &metrics,
+        "the stalled alert resolved",
+        Duration::from_secs(20),
+        |s| s.get("btcbot_alert_active{alert=\"stalled\"}") == Some(&0.0),
+    )
     .await;
 
     // SIGTERM: the bot finishes its cycle and exits 0.
     let _ = Command::new("kill").arg(bot.id().to_string()).status();
-    let status = tokio::task::spawn_blocking(move || bot.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || bot.wait())
+        .await
+        .unwrap()
+        .unwrap();
     stop.store(true, Ordering::SeqCst);
     let _ = driver.join();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -330,20 +382,36 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     let store = Store::open_read_only(&db).unwrap();
     let alerts = store.alerts(false).unwrap();
     let names: Vec<&str> = alerts.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names.iter().filter(|n| **n == "reload").count(), 1, "{alerts:?}");
+    assert_eq!(
+        names.iter().filter(|n| **n == "reload").count(),
+        1,
+        "{alerts:?}"
+    );
     assert!(names.contains(&"stalled"), "{alerts:?}");
     assert!(!names.contains(&"big_loss"), "{alerts:?}");
-    assert!(alerts.iter().all(|a| a.resolved_wall_ms.is_some()), "{alerts:?}");
+    assert!(
+        alerts.iter().all(|a| a.resolved_wall_ms.is_some()),
+        "{alerts:?}"
+    );
     let hook = std::fs::read_to_string(&hook_out).unwrap_or_default();
-    assert!(hook.contains("reload reload_failed"), "hook output: {hook:?}");
-    assert!(hook.contains("stalled no_cycle_for"), "hook output: {hook:?}");
+    assert!(
+        hook.contains("reload reload_failed"),
+        "hook output: {hook:?}"
+    );
+    assert!(
+        hook.contains("stalled no_cycle_for"),
+        "hook output: {hook:?}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .args(["alerts", "--db"])
         .arg(&db)
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && listed.contains("reload_failed"), "{listed}");
+    assert!(
+        out.status.success() && listed.contains("reload_failed"),
+        "{listed}"
+    );
     let active = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .args(["alerts", "--active", "--db"])
         .arg(&db)

@@ -102,7 +102,12 @@ mod tests {
         let mut command = Command::new("sleep");
         command.arg("30");
         let started = Instant::now();
-        run(command, "sleep", "x", Duration::from_millis(slow.timeout_ms));
+        run(
+            command,
+            "sleep",
+            "x",
+            Duration::from_millis(slow.timeout_ms),
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -320,7 +320,10 @@ mod tests {
         assert_eq!(at(&|i| i.reload_error = Some("x".into())), ["reload"]);
         assert_eq!(at(&|i| i.pnl_today = Some(Decimal::new(-500, 0))), ["loss"]);
         assert!(at(&|i| i.pnl_today = Some(Decimal::new(-49_999, 2))).is_empty());
-        assert_eq!(at(&|i| i.balance_mismatch = Some("TRY".into())), ["balances"]);
+        assert_eq!(
+            at(&|i| i.balance_mismatch = Some("TRY".into())),
+            ["balances"]
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl AlertsFile {
             } else if !names.insert(r.name.clone()) {
                 errors.push(err("name", format!("{:?} is used twice", r.name)));
             }
-            let needs = |field: &str| err(field, format!("required when `when: {}`", r.when.as_str()));
+            let needs =
+                |field: &str| err(field, format!("required when `when: {}`", r.when.as_str()));
             let condition = match r.when {
                 AlertKind::NoCycleFor => match r.seconds {
                     Some(s) if s > 0 => Some(AlertCondition::NoCycleFor { seconds: s }),
@@ -244,7 +245,9 @@ mod tests {
              - {name: f, when: repeated_rejects, count: 3, within_cycles: 10}\n\
              hook: {command: [/bin/true]}\n",
         );
-        let rules = file.compile("alerts.yaml").unwrap_or_else(|e| panic!("{e:?}"));
+        let rules = file
+            .compile("alerts.yaml")
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(rules.len(), 6);
         assert_eq!(
             rules[3].condition,

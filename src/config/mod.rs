@@ -12,9 +12,9 @@ mod validate;
 
 pub use files::{
     BotFile, CycleSection, DatabaseSection, Evaluate, ExchangeSection, FeedSection, FeesSection,
-    HttpSection,
-    KillSwitchSection, LimitsSection, OrdersSection, RetrySection, RiskFile, RulesFile, SandboxSection,
-    SandboxSection as SandboxLimits, ScriptFiles, StrategyFile, TradingMode, UnknownOrderPolicy,
+    HttpSection, KillSwitchSection, LimitsSection, OrdersSection, RetrySection, RiskFile,
+    RulesFile, SandboxSection, SandboxSection as SandboxLimits, ScriptFiles, StrategyFile,
+    TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
 

@@ -68,7 +68,10 @@ impl Validator {
                 self.err(
                     F,
                     "http.listen",
-                    format!("{:?} is not address:port (e.g. 127.0.0.1:9464)", http.listen),
+                    format!(
+                        "{:?} is not address:port (e.g. 127.0.0.1:9464)",
+                        http.listen
+                    ),
                 );
             }
             if http.max_cycle_age_s == 0 {

@@ -4,11 +4,13 @@ use rust_decimal::Decimal;
 use rust_decimal::RoundingStrategy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
-/// A canonical pair name: upper case, no separator (`btc_try` → `BTCTRY`).
+/// A canonical pair name: upper case, no separator (`btc_try` → `BTCTRY`). Shared text: every
+/// replayed event and order carries one, so a clone must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Symbol(String);
+pub struct Symbol(Arc<str>);
 
 impl Symbol {
     /// # Errors
@@ -24,7 +26,7 @@ impl Symbol {
         if canon.is_empty() || !canon.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(format!("invalid symbol {raw:?}"));
         }
-        Ok(Self(canon))
+        Ok(Self(Arc::from(canon)))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -38,7 +40,7 @@ impl TryFrom<String> for Symbol {
 }
 impl From<Symbol> for String {
     fn from(s: Symbol) -> Self {
-        s.0
+        s.0.to_string()
     }
 }
 impl fmt::Display for Symbol {

@@ -171,15 +171,21 @@ pub fn run(
         });
 
         // The EMAs of the mid, before and after this quote.
-        let state = symbols
-            .entry(event.symbol.clone())
-            .or_insert_with(|| SymbolState {
-                name: event.symbol.as_str().into(),
-                emas: periods
-                    .iter()
-                    .map(|p| (*p, Decimal::TWO / Decimal::from(*p + 1), None, 0))
-                    .collect(),
-            });
+        if !symbols.contains_key(&event.symbol) {
+            symbols.insert(
+                event.symbol.clone(),
+                SymbolState {
+                    name: event.symbol.as_str().into(),
+                    emas: periods
+                        .iter()
+                        .map(|p| (*p, Decimal::TWO / Decimal::from(*p + 1), None, 0))
+                        .collect(),
+                },
+            );
+        }
+        let Some(state) = symbols.get_mut(&event.symbol) else {
+            continue;
+        };
         // One buffer for the whole run: the script's view of it is gone after each call.
         let emas = Arc::make_mut(&mut ema_buffer);
         emas.clear();
@@ -218,7 +224,7 @@ pub fn run(
             &strategy.source,
             ON_QUOTE_ENTRY,
             &mut strategy_state,
-            vec![Dynamic::from(view)],
+            (view,),
             rules.timeout,
         );
         let intents = match result.map_err(|e| e.to_string()).and_then(|v| {
@@ -246,10 +252,11 @@ pub fn run(
             exchange_ts_ms: ts,
             received_ts_ms: ts,
         };
-        last_books.insert(event.symbol.clone(), market.clone());
         if intents.is_empty() && new_fills.is_empty() {
+            last_books.insert(event.symbol.clone(), market);
             continue;
         }
+        last_books.insert(event.symbol.clone(), market.clone());
         for f in &new_fills {
             ledger.apply(f).map_err(|e| e.to_string())?;
         }

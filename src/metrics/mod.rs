@@ -119,7 +119,11 @@ impl Metrics {
             "Wall-clock Unix time of the last committed cycle.",
         )
         .unwrap_or_else(|e| unreachable!("last cycle gauge: {e}"));
-        register(&r, last_cycle_timestamp.clone(), "btcbot_last_cycle_timestamp_seconds");
+        register(
+            &r,
+            last_cycle_timestamp.clone(),
+            "btcbot_last_cycle_timestamp_seconds",
+        );
         let money = GaugeVec::new(
             Opts::new(
                 "btcbot_money",
@@ -232,7 +236,11 @@ impl Metrics {
             ),
             kill_switch: int_gauge(&r, "btcbot_kill_switch", "1 while the kill switch is on."),
             last_cycle_timestamp,
-            last_cycle_id: int_gauge(&r, "btcbot_last_cycle_id", "Id of the last committed cycle."),
+            last_cycle_id: int_gauge(
+                &r,
+                "btcbot_last_cycle_id",
+                "Id of the last committed cycle.",
+            ),
             alerts_active: gauge_vec(
                 &r,
                 "btcbot_alert_active",
@@ -374,10 +382,19 @@ mod tests {
         m.set_money("equity", Decimal::new(200_005, 1));
         let text = m.render();
         assert!(text.contains("btcbot_cycles_total"), "{text}");
-        assert!(text.contains("btcbot_mode{mode=\"reduce_only\"} 1"), "{text}");
+        assert!(
+            text.contains("btcbot_mode{mode=\"reduce_only\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("btcbot_mode{mode=\"normal\"} 0"), "{text}");
-        assert!(text.contains("btcbot_rule_set_info{hash=\"abc123\"} 1"), "{text}");
-        assert!(text.contains("btcbot_money{figure=\"equity\"} 20000.5"), "{text}");
+        assert!(
+            text.contains("btcbot_rule_set_info{hash=\"abc123\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("btcbot_money{figure=\"equity\"} 20000.5"),
+            "{text}"
+        );
         m.set_rule_hash("def456");
         assert!(!m.render().contains("abc123"));
     }

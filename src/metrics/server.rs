@@ -15,7 +15,7 @@ use std::time::Duration;
 /// What `/healthz` checks against.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
-    /// The run's SQLite file (a write is tried in a transaction that is rolled back).
+    /// The run's SQLite file (a row is written in a transaction that is rolled back).
     pub db_path: PathBuf,
     /// Older than this, the last cycle counts as stalled (503).
     pub max_cycle_age: Duration,
@@ -41,7 +41,7 @@ pub fn check(config: &HealthConfig) -> Health {
     if age > max_ms {
         problems.push(format!("no cycle for {age} ms (max {max_ms} ms)"));
     }
-    let db_writable = match crate::store::probe_writable(&config.db_path) {
+    let db_writable = match crate::store::health::probe_write(&config.db_path) {
         Ok(()) => true,
         Err(e) => {
             problems.push(format!("database not writable: {e}"));

@@ -195,27 +195,6 @@ impl AlertBook {
     }
 }
 
-/// Tries a write on `path` in a transaction that is rolled back: `/healthz` and `btcbot
-/// health` use it to prove the database still takes writes (disk full, read-only mount, a
-/// stuck lock) without changing anything.
-///
-/// # Errors
-/// What SQLite said.
-pub fn probe_writable(path: &Path) -> Result<(), StoreError> {
-    let open_err = |source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    };
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(2))
-        .map_err(open_err)?;
-    conn.execute_batch(
-        "BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS health_probe (x); ROLLBACK;",
-    )
-    .map_err(StoreError::sql("probe write"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,8 +214,8 @@ mod tests {
     fn one_active_raise_per_name_then_resolve_then_raise_again() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("a.db");
-        let mut store = Store::open(&path, super::super::Durability::Normal)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            Store::open(&path, super::super::Durability::Normal).unwrap_or_else(|e| panic!("{e}"));
         let first = store.raise_alert(&raise_at("mode", 10)).unwrap_or_default();
         assert!(first.is_some());
         assert_eq!(store.raise_alert(&raise_at("mode", 11)).ok(), Some(None));
@@ -249,13 +228,16 @@ mod tests {
         assert!(store.resolve_alert("mode", 20).unwrap_or(false));
         assert!(!store.resolve_alert("mode", 21).unwrap_or(true));
         assert!(store.alerts(true).unwrap_or_default().is_empty());
-        assert!(store.raise_alert(&raise_at("mode", 30)).unwrap_or_default().is_some());
+        assert!(
+            store
+                .raise_alert(&raise_at("mode", 30))
+                .unwrap_or_default()
+                .is_some()
+        );
         let all = store.alerts(false).unwrap_or_default();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].acked_wall_ms, Some(13));
         assert_eq!(all[0].resolved_wall_ms, Some(20));
         assert_eq!(all[1].resolved_wall_ms, None);
-        assert!(probe_writable(&path).is_ok());
-        assert!(probe_writable(&dir.path().join("missing.db")).is_err());
     }
 }

@@ -35,7 +35,7 @@ mod snapshots;
 #[cfg(test)]
 mod tests;
 
-pub use alerts::{AlertBook, AlertRaise, AlertRow, probe_writable};
+pub use alerts::{AlertBook, AlertRaise, AlertRow};
 pub use cycles::{AnomalyRow, CycleRecord, CycleRow};
 pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
