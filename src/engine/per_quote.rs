@@ -114,7 +114,9 @@ pub fn run(
     let mut ema_buffer: Arc<Vec<(INT, Decimal, Decimal, INT)>> =
         Arc::new(Vec::with_capacity(periods.len()));
 
-    for event in ds.events().map_err(|e| e.to_string())? {
+    let events =
+        crate::exchange::replay::Prefetched::start(ds.events().map_err(|e| e.to_string())?);
+    for event in events {
         let event = event.map_err(|e| e.to_string())?;
         let EventKind::Quote {
             bid,

@@ -11,6 +11,7 @@ mod bench_quotes;
 mod dataset;
 mod import;
 mod matching;
+mod prefetch;
 mod reader;
 mod seed_layout;
 mod synth;
@@ -25,6 +26,7 @@ pub use dataset::{
 };
 pub use import::{ImportSummary, QUOTES_HEADER, import_quotes};
 pub use matching::MatchingEngine;
+pub use prefetch::Prefetched;
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
 pub(crate) use synth::{filter_exchange_info, write_atomic};
 pub use validate::Reject;
@@ -51,7 +53,7 @@ pub struct ReplayConfig {
 /// A dataset-driven, deterministic venue. Time only moves through [`Exchange::advance_to`].
 pub struct ReplayExchange {
     dataset: Dataset,
-    stream: EventStream,
+    stream: Prefetched,
     /// The next event not yet applied (peeked).
     pending: Option<ReplayEvent>,
     /// A bad row met while reading; reported on every later `advance_to`.
@@ -77,7 +79,7 @@ impl ReplayExchange {
             config.taker_fee_bps,
         )
         .map_err(|m| DatasetError::new(&config.dataset, m))?;
-        let mut stream = dataset.events()?;
+        let mut stream = Prefetched::start(dataset.events()?);
         let pending = stream.next().transpose()?;
         let first_ts_ms = pending.as_ref().map(|e| e.ts_ms);
         Ok(Self {
