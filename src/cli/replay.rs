@@ -138,7 +138,7 @@ fn capture(
     let summary = rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            stop_signal().await;
+            super::run::shutdown_signal().await;
             let _ = stop_tx.send(true);
         });
         let mut notice = |line: &str| eprintln!("{line}");
@@ -161,27 +161,4 @@ fn capture(
         summary.events_files
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `docker stop` and service managers send).
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

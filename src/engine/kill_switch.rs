@@ -6,7 +6,6 @@
 
 use super::shell::{Scratch, Shell};
 use crate::config::Config;
-use crate::domain::{Order, OrderStatus};
 use std::path::PathBuf;
 
 /// The environment variable that turns the switch on (any value but empty or `0`).
@@ -80,29 +79,7 @@ impl Shell {
     /// Orders still `submitting` or `unknown` are resolved by reconciliation first and
     /// canceled in a later cycle; `cancel_requested` ones are not asked twice.
     pub(super) async fn cancel_all_open(&mut self, now_ms: i64, s: &mut Scratch) -> u32 {
-        if !self.gates.orders_reach_venue() {
-            return 0;
-        }
-        let open: Vec<Order> = self
-            .live_orders
-            .values()
-            .filter(|o| matches!(o.status, OrderStatus::Open | OrderStatus::PartiallyFilled))
-            .cloned()
-            .collect();
-        let mut requested = 0;
-        for o in open {
-            let Some(exchange_id) = &o.exchange_id else {
-                continue;
-            };
-            match self.exchange.cancel(exchange_id).await {
-                Ok(()) => {
-                    self.move_order(o.client_id.clone(), OrderStatus::CancelRequested, now_ms, s);
-                    requested += 1;
-                }
-                Err(e) => s.exchange_error(&e),
-            }
-        }
-        requested
+        self.cancel_open(now_ms, s, |_| true).await
     }
 }
 

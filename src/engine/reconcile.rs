@@ -98,20 +98,33 @@ impl Shell {
     /// Requests the cancel of every live order older than the TTL. BTCTurk's cancel is
     /// asynchronous, so the order becomes `cancel_requested` until the venue drops it.
     pub(super) async fn cancel_stale(&mut self, now_ms: i64, s: &mut Scratch) -> u32 {
+        let ttl = self.order_ttl_ms;
+        self.cancel_open(now_ms, s, |o| now_ms - o.created_ms > ttl)
+            .await
+    }
+
+    /// Requests the cancel of every open (or partially filled) order `pick` selects; the
+    /// number requested. A dry run sends nothing. Orders still `submitting` or `unknown` have
+    /// no exchange id yet: reconciliation resolves them first.
+    pub(super) async fn cancel_open(
+        &mut self,
+        now_ms: i64,
+        s: &mut Scratch,
+        pick: impl Fn(&Order) -> bool,
+    ) -> u32 {
         if !self.gates.orders_reach_venue() {
-            return 0; // a dry run sends nothing
+            return 0;
         }
-        let stale: Vec<Order> = self
+        let chosen: Vec<Order> = self
             .live_orders
             .values()
             .filter(|o| {
-                matches!(o.status, OrderStatus::Open | OrderStatus::PartiallyFilled)
-                    && now_ms - o.created_ms > self.order_ttl_ms
+                matches!(o.status, OrderStatus::Open | OrderStatus::PartiallyFilled) && pick(o)
             })
             .cloned()
             .collect();
         let mut requested = 0;
-        for o in stale {
+        for o in chosen {
             let Some(exchange_id) = &o.exchange_id else {
                 continue;
             };

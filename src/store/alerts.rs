@@ -6,7 +6,7 @@
 //! statement, so the writers never interleave halfway.
 
 use super::codec::query_all;
-use super::{BUSY_TIMEOUT, Store, StoreError, migrations};
+use super::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
@@ -127,23 +127,7 @@ impl AlertBook {
     /// [`StoreError::Open`] when the file is missing; [`StoreError::SchemaOutdated`] /
     /// [`StoreError::SchemaTooNew`] when its schema is not this build's.
     pub fn open(path: &Path) -> Result<AlertBook, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        let found = migrations::current(&conn)?;
-        let known = migrations::latest();
-        if found > known {
-            return Err(StoreError::SchemaTooNew { found, known });
-        }
-        if found < known {
-            return Err(StoreError::SchemaOutdated { found, known });
-        }
+        let conn = super::open_current(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         Ok(AlertBook { conn })
     }
 

@@ -72,7 +72,7 @@ impl Durability {
 
 /// How long a write waits for another connection's lock before failing with
 /// [`StoreError::Busy`].
-pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open, migrated database. For a file, also the holder of its single-instance lock.
 pub struct Store {
@@ -80,6 +80,35 @@ pub struct Store {
     conn: Connection,
     path: Option<PathBuf>,
     _lock: Option<InstanceLock>,
+}
+
+/// Opens an existing database file beside any running bot (no instance lock) and checks that its
+/// schema is exactly this build's.
+///
+/// # Errors
+/// [`StoreError::Open`] when the file is missing or unreadable; [`StoreError::SchemaTooNew`] /
+/// [`StoreError::SchemaOutdated`] when its schema is not the one this build knows.
+pub(crate) fn open_current(
+    path: &Path,
+    access: rusqlite::OpenFlags,
+) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags =
+        access | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    let found = migrations::current(&conn)?;
+    let known = migrations::latest();
+    if found > known {
+        return Err(StoreError::SchemaTooNew { found, known });
+    }
+    if found < known {
+        return Err(StoreError::SchemaOutdated { found, known });
+    }
+    Ok(conn)
 }
 
 impl std::fmt::Debug for Store {
@@ -131,23 +160,7 @@ impl Store {
     /// [`StoreError::SchemaTooNew`] / [`StoreError::SchemaOutdated`] when its schema is not the
     /// one this build knows.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
-        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        let found = migrations::current(&conn)?;
-        let known = migrations::latest();
-        if found > known {
-            return Err(StoreError::SchemaTooNew { found, known });
-        }
-        if found < known {
-            return Err(StoreError::SchemaOutdated { found, known });
-        }
+        let conn = open_current(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         Ok(Store {
             conn,
             path: Some(path.to_path_buf()),
