@@ -78,8 +78,10 @@ pub(crate) fn default_config_dir() -> PathBuf {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BTCBOT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour codes only on a terminal: a log file or a container's log driver gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
