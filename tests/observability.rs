@@ -428,3 +428,40 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     let reopened = Store::open_read_only(&db).unwrap();
     assert!(reopened.alerts(false).unwrap()[0].acked_wall_ms.is_some());
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_carry_the_cycle_span() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--no-watch",
+            "--max-cycles",
+            "5",
+        ])
+        .arg("--config")
+        .arg(repo_root().join("configs/default"))
+        .arg("--db")
+        .arg(tmp.path().join("json.db"))
+        .env("BTCBOT_LOG", "debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut cycles = Vec::new();
+    for line in stderr.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["fields"]["message"] == "cycle committed" {
+            assert_eq!(v["span"]["name"], "cycle", "{line}");
+            cycles.push(v["span"]["id"].as_i64().unwrap_or(-1));
+        }
+    }
+    assert_eq!(cycles, [1, 2, 3, 4, 5], "{stderr}");
+}

@@ -402,6 +402,15 @@ impl Shell {
             self.live_orders.len(),
             self.ledger.cash,
         );
+        tracing::debug!(
+            mode = decision.mode.as_str(),
+            intents = decision.judged.len(),
+            placed = outcome.placed,
+            canceled = outcome.canceled,
+            fills = record.fills.len(),
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "cycle committed"
+        );
         outcome.valuation = Some(valuation);
         outcome.actions = actions;
         outcome.decision = Some(decision);
