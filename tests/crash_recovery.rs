@@ -8,11 +8,8 @@
 
 mod common;
 
-use btcbot::exchange::sim::{SimAccount, SimConfig, SimHandle, serve};
-use common::{
-    SIM_KEY, SIM_SECRET, assert_ledger_matches_sim, drive_market, paper_config, repo_root,
-};
-use rust_decimal::Decimal;
+use btcbot::exchange::sim::{SimHandle, serve};
+use common::{SIM_KEY, assert_ledger_matches_sim, drive_market, paper_config, sim_config};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -89,16 +86,7 @@ async fn killing_the_bot_at_any_moment_never_duplicates_an_order_or_loses_a_fill
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let tmp = tempfile::tempdir().unwrap();
-    let account = SimAccount {
-        public_key: SIM_KEY.into(),
-        secret_b64: SIM_SECRET.into(),
-        balances: vec![("TRY".into(), Decimal::from(50_000))],
-    };
-    let config = SimConfig::new(
-        repo_root().join("data/replay/sample"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![account],
-    );
+    let config = sim_config(50_000);
     let sim = Arc::new(serve(config).await.unwrap());
     // The rule tests pin the default pack's numbers; this run loosens the cooldown so orders
     // come every round, and shortens the TTL so cancels happen too.

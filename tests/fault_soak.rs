@@ -8,12 +8,9 @@
 
 mod common;
 
-use btcbot::exchange::sim::{FaultSpec, SimAccount, SimConfig, serve};
+use btcbot::exchange::sim::{FaultSpec, serve};
 use btcbot::store::Store;
-use common::{
-    SIM_KEY, SIM_SECRET, assert_ledger_matches_sim, drive_market, paper_config, repo_root,
-};
-use rust_decimal::Decimal;
+use common::{SIM_KEY, assert_ledger_matches_sim, drive_market, paper_config, sim_config};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,16 +23,7 @@ async fn the_bot_keeps_cycling_through_exchange_faults_without_duplicates_or_los
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let tmp = tempfile::tempdir().unwrap();
-    let account = SimAccount {
-        public_key: SIM_KEY.into(),
-        secret_b64: SIM_SECRET.into(),
-        balances: vec![("TRY".into(), Decimal::from(50_000))],
-    };
-    let mut config = SimConfig::new(
-        repo_root().join("data/replay/sample"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![account],
-    );
+    let mut config = sim_config(50_000);
     let spec = std::env::var("BTCBOT_FAULT_SPEC").unwrap_or_else(|_| {
         "5xx=0.1,timeout=0.05/hold:30ms,429=0.01/burst:2/retry-after:0,lost_order_response=0.1,seed=11"
             .into()

@@ -6,10 +6,9 @@
 
 mod common;
 
-use btcbot::exchange::sim::{FaultSpec, SimAccount, SimConfig, serve};
+use btcbot::exchange::sim::{FaultSpec, serve};
 use btcbot::store::Store;
-use common::{SIM_KEY, SIM_SECRET, copy_dir, drive_market, paper_config, repo_root};
-use rust_decimal::Decimal;
+use common::{copy_dir, drive_market, paper_config, repo_root, sim_config};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -168,16 +167,7 @@ fn spawn_bot(cfg: &Path, db: &Path, log: &Path) -> (Child, SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let account = SimAccount {
-        public_key: SIM_KEY.into(),
-        secret_b64: SIM_SECRET.into(),
-        balances: vec![("TRY".into(), Decimal::from(20_000))],
-    };
-    let mut config = SimConfig::new(
-        repo_root().join("data/replay/sample"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![account],
-    );
+    let mut config = sim_config(20_000);
     config.faults = FaultSpec::parse("5xx=0.03,429=0.02/burst:1/retry-after:0,seed=5").unwrap();
     let sim = Arc::new(serve(config).await.unwrap());
     let frozen = Arc::new(AtomicBool::new(false));

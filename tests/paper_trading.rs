@@ -6,12 +6,9 @@
 
 mod common;
 
-use btcbot::exchange::sim::{SimAccount, SimConfig, serve};
+use btcbot::exchange::sim::serve;
 use btcbot::store::Store;
-use common::{
-    SIM_KEY, SIM_SECRET, assert_ledger_matches_sim, drive_market, paper_config, repo_root,
-};
-use rust_decimal::Decimal;
+use common::{SIM_KEY, assert_ledger_matches_sim, drive_market, paper_config, sim_config};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -39,16 +36,7 @@ fn run_bot(cfg: &Path, db: &Path, cycles: u32, log: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paper_cycles_against_the_sim_keep_the_ledger_equal_to_the_exchange() {
     let tmp = tempfile::tempdir().unwrap();
-    let account = SimAccount {
-        public_key: SIM_KEY.into(),
-        secret_b64: SIM_SECRET.into(),
-        balances: vec![("TRY".into(), Decimal::from(20_000))],
-    };
-    let mut config = SimConfig::new(
-        repo_root().join("data/replay/sample"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![account],
-    );
+    let mut config = sim_config(20_000);
     config.ws_listen = Some("127.0.0.1:0".parse().unwrap());
     let sim = Arc::new(serve(config).await.unwrap());
     let ws_url = format!("ws://{}", sim.ws_addr().unwrap());

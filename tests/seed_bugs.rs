@@ -7,14 +7,11 @@ mod common;
 
 use btcbot::domain::{Fill, Mode, Price, Qty, Side};
 use btcbot::engine::decide::{CycleInput, decide};
-use btcbot::exchange::sim::{FaultSpec, SimAccount, SimConfig, serve};
+use btcbot::exchange::sim::{FaultSpec, serve};
 use btcbot::ledger::Ledger;
 use btcbot::rules::RuleSet;
 use btcbot::store::Store;
-use common::{
-    NOW_MS, SIM_KEY, SIM_SECRET, bundled_specs, dec, market, paper_config, repo_root, sym,
-};
-use rust_decimal::Decimal;
+use common::{NOW_MS, bundled_specs, dec, market, paper_config, repo_root, sim_config, sym};
 use std::process::Command;
 
 const DAY_MS: i64 = 86_400_000;
@@ -208,16 +205,7 @@ fn fees_today_are_today_s_not_all_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_latency_is_measured_on_a_slow_exchange() {
     let tmp = tempfile::tempdir().unwrap();
-    let account = SimAccount {
-        public_key: SIM_KEY.into(),
-        secret_b64: SIM_SECRET.into(),
-        balances: vec![("TRY".into(), Decimal::from(20_000))],
-    };
-    let mut config = SimConfig::new(
-        repo_root().join("data/replay/sample"),
-        "127.0.0.1:0".parse().unwrap(),
-        vec![account],
-    );
+    let mut config = sim_config(20_000);
     // Every request takes 40 ms: a cycle's reads (books, balances, fills, open orders) add up
     // to well over the 150 ms threshold this test sets.
     config.faults = FaultSpec::parse("latency=40ms").unwrap();

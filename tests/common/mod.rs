@@ -250,6 +250,23 @@ pub fn small_buy() -> Intent {
 pub const SIM_KEY: &str = "test-public-key";
 pub const SIM_SECRET: &str = "dGVzdC1zZWNyZXQta2V5LWZvci11bml0LXRlc3Rz";
 
+/// A simulated exchange over the sample dataset, listening on a free loopback port, with one
+/// account (the test keys) holding `try_balance` TRY.
+pub fn sim_config(try_balance: i64) -> btcbot::exchange::sim::SimConfig {
+    let account = btcbot::exchange::sim::SimAccount {
+        public_key: SIM_KEY.into(),
+        secret_b64: SIM_SECRET.into(),
+        balances: vec![("TRY".into(), Decimal::from(try_balance))],
+    };
+    btcbot::exchange::sim::SimConfig::new(
+        repo_root().join("data/replay/sample"),
+        "127.0.0.1:0"
+            .parse()
+            .unwrap_or_else(|e| panic!("loopback address: {e}")),
+        vec![account],
+    )
+}
+
 /// `configs/paper` copied into `dir`, pointed at `base_url`, with `replacements` applied to
 /// every file (e.g. a short order TTL).
 pub fn paper_config(dir: &Path, base_url: &str, replacements: &[(&str, &str)]) -> PathBuf {
