@@ -151,12 +151,7 @@ pub async fn capture(
     let (tx, rx) = mpsc::channel(65_536);
     let feed = match feed_section {
         Some(f) => {
-            let mut fc = FeedConfig::new(f.url.clone(), bot.symbols.clone());
-            fc.max_age = Duration::from_millis(f.max_age_ms);
-            fc.silence_timeout = Duration::from_millis(f.silence_timeout_ms);
-            fc.reconnect_min = Duration::from_millis(f.reconnect_min_ms);
-            fc.reconnect_max = Duration::from_millis(f.reconnect_max_ms);
-            fc.max_connects_per_min = f.max_connects_per_min;
+            let mut fc = FeedConfig::from_section(f, bot.symbols.clone());
             fc.tap = Some(tx);
             Some(MarketFeed::start(fc)?)
         }

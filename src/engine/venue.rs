@@ -141,13 +141,7 @@ pub async fn open(
             cfg.rest.backoff_max = Duration::from_millis(retry.backoff_max_ms);
             cfg.rest.retry_after_cap = Duration::from_millis(retry.retry_after_cap_ms);
             if let Some(f) = feed.as_ref().filter(|f| f.enabled) {
-                let mut fc = FeedConfig::new(f.url.clone(), bot.symbols.clone());
-                fc.max_age = Duration::from_millis(f.max_age_ms);
-                fc.silence_timeout = Duration::from_millis(f.silence_timeout_ms);
-                fc.reconnect_min = Duration::from_millis(f.reconnect_min_ms);
-                fc.reconnect_max = Duration::from_millis(f.reconnect_max_ms);
-                fc.max_connects_per_min = f.max_connects_per_min;
-                cfg.feed = Some(fc);
+                cfg.feed = Some(FeedConfig::from_section(f, bot.symbols.clone()));
             }
             let mut exchange = BtcturkExchange::new(cfg).map_err(|e| e.to_string())?;
             let specs = exchange.symbol_specs().await.map_err(|e| e.to_string())?;

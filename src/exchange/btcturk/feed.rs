@@ -84,6 +84,17 @@ impl FeedConfig {
             tap: None,
         }
     }
+
+    /// The feed bot.yaml's `exchange.feed` section describes, for `symbols`.
+    pub fn from_section(f: &crate::config::FeedSection, symbols: Vec<Symbol>) -> Self {
+        let mut fc = Self::new(f.url.clone(), symbols);
+        fc.max_age = Duration::from_millis(f.max_age_ms);
+        fc.silence_timeout = Duration::from_millis(f.silence_timeout_ms);
+        fc.reconnect_min = Duration::from_millis(f.reconnect_min_ms);
+        fc.reconnect_max = Duration::from_millis(f.reconnect_max_ms);
+        fc.max_connects_per_min = f.max_connects_per_min;
+        fc
+    }
 }
 
 /// What [`FeedConfig::tap`] receives. Times are the local wall clock when the frame arrived.
