@@ -105,6 +105,8 @@ pub struct RunAlerts {
     /// Set by a failed reload, cleared by a good one.
     pub reload_error: Option<String>,
     last_cycle_wall_ms: Option<i64>,
+    /// The rule names last evaluated (to notice rules removed by a reload).
+    last_names: Option<Vec<String>>,
 }
 
 impl RunAlerts {
@@ -123,6 +125,11 @@ impl RunAlerts {
         let now = wall_ms();
         let gap_ms = self.last_cycle_wall_ms.map(|t| now - t);
         self.last_cycle_wall_ms = Some(now);
+        let names: Vec<String> = config.alert_rules.iter().map(|r| r.name.clone()).collect();
+        if self.last_names.as_ref() != Some(&names) {
+            resolve_removed(store, &names, now)?;
+            self.last_names = Some(names);
+        }
         if config.alert_rules.is_empty() {
             return Ok(());
         }
@@ -154,6 +161,21 @@ impl RunAlerts {
         let evaluated = self.monitor.evaluate(&config.alert_rules, &inputs);
         apply(store, &evaluated, config.alerts.hook.as_ref(), &inputs)
     }
+}
+
+/// Resolves active alerts whose rule is no longer in alerts.yaml (removed, or renamed, by a
+/// reload or between runs): nothing would ever resolve them otherwise.
+fn resolve_removed(store: &mut Store, names: &[String], now: i64) -> Result<(), StoreError> {
+    for row in store.alerts(true)? {
+        if !names.contains(&row.name) && store.resolve_alert(&row.name, now)? {
+            tracing::info!(alert = %row.name, "alert resolved: its rule was removed");
+            metrics()
+                .alerts_active
+                .with_label_values(&[&row.name])
+                .set(0);
+        }
+    }
+    Ok(())
 }
 
 /// Records the evaluation: raises what fires and is not active, resolves what no longer does.
@@ -324,6 +346,42 @@ mod tests {
             at(&|i| i.balance_mismatch = Some("TRY".into())),
             ["balances"]
         );
+    }
+
+    #[test]
+    fn an_active_alert_whose_rule_is_removed_is_resolved() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/default");
+        let mut config = crate::config::Config::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        config.alert_rules = rules();
+        let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let outcome = crate::engine::shell::CycleOutcome {
+            rejected_by_exchange: 0,
+            ..Default::default()
+        };
+        let mut run = RunAlerts {
+            reload_error: Some("risk.rhai:3: syntax error".into()),
+            ..RunAlerts::default()
+        };
+        run.after_cycle(&mut store, &config, &outcome, 1, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let active: Vec<String> = store
+            .alerts(true)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert!(active.contains(&"reload".to_string()), "{active:?}");
+        // alerts.yaml loses the rule: its alert is resolved at the next cycle.
+        config.alert_rules.retain(|r| r.name != "reload");
+        run.after_cycle(&mut store, &config, &outcome, 2, 1_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let still: Vec<String> = store
+            .alerts(true)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert!(!still.contains(&"reload".to_string()), "{still:?}");
     }
 
     #[test]
