@@ -218,7 +218,8 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     std::fs::write(
         cfg.join("bot.yaml"),
         std::fs::read_to_string(cfg.join("bot.yaml")).unwrap()
-            + "http:\n  listen: 127.0.0.1:1\n  max_cycle_age_s: 2\n",
+            // The address comes from --metrics-listen; the 2 s limit from here.
+            + "http:\n  listen: 127.0.0.1:0\n  max_cycle_age_s: 2\n",
     )
     .unwrap();
     let db = tmp.path().join("ops.db");
@@ -275,9 +276,8 @@ async fn metrics_health_reloads_and_alerts_during_a_paper_run() {
     assert!(s.contains_key("btcbot_money{figure=\"pnl_today\"}"));
     assert!(s.contains_key("btcbot_fills_total"));
     assert!(
-        s.contains_key("btcbot_exchange_request_seconds_count{endpoint=\"account_balance\"}")
-            || s.keys()
-                .any(|k| k.starts_with("btcbot_exchange_request_seconds_count")),
+        s.keys()
+            .any(|k| k.starts_with("btcbot_exchange_request_seconds_count{endpoint=")),
         "no exchange latency"
     );
     let s = wait_for(

@@ -150,16 +150,13 @@ fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
         to_ms: args.to,
         ..RunOptions::new(args.config.clone())
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = super::runtime()?;
     rt.block_on(async move {
         let mut runner = Runner::start(options).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            super::run::shutdown_signal().await;
             flag.store(true, Ordering::SeqCst);
         });
         let bar = std::io::stderr().is_terminal().then(|| {
@@ -203,10 +200,7 @@ pub(crate) fn run_quiet(
         shadow,
         ..RunOptions::new(config)
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = super::runtime()?;
     rt.block_on(async move {
         let mut runner = Runner::start(options).await?;
         let stop = AtomicBool::new(false);

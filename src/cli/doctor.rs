@@ -185,11 +185,7 @@ fn rules_checks(checks: &mut Checks, dir: &Path, config_ok: bool) {
         Ok(results) => {
             let failed: Vec<String> = results
                 .iter()
-                .filter_map(|r| {
-                    r.failure
-                        .as_ref()
-                        .map(|f| format!("{} [{}]: {f}", r.file, r.name))
-                })
+                .filter_map(crate::rules::ruletests::CaseResult::failure_line)
                 .collect();
             if failed.is_empty() {
                 checks.add(

@@ -32,10 +32,7 @@ pub struct HealthArgs {
 }
 
 pub fn run(args: HealthArgs) -> Result<ExitCode, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = super::runtime()?;
     Ok(rt.block_on(health(&args)))
 }
 

@@ -70,6 +70,14 @@ pub enum Command {
     Health(health::HealthArgs),
 }
 
+/// The single-threaded runtime a command's async part runs on (the cycle is sequential).
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// The default config directory: `configs/default` under the working directory.
 pub(crate) fn default_config_dir() -> PathBuf {
     PathBuf::from("configs/default")

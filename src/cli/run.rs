@@ -55,10 +55,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, String> {
         watch: !args.no_watch,
         ..RunOptions::new(args.config)
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = super::runtime()?;
     rt.block_on(async move {
         let mut runner = Runner::start(options).await?;
         eprintln!("{}", runner.summary.gate);

@@ -362,12 +362,8 @@ pub fn status() -> &'static Status {
     &STATUS
 }
 
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Wall-clock milliseconds since the Unix epoch (the engine's clock).
+pub use crate::engine::venue::wall_ms;
 
 #[cfg(test)]
 mod tests {

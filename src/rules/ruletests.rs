@@ -183,6 +183,15 @@ pub struct CaseResult {
     pub failure: Option<String>,
 }
 
+impl CaseResult {
+    /// `file [case]: differences` for a failed case; `None` when it passed.
+    pub fn failure_line(&self) -> Option<String> {
+        self.failure
+            .as_ref()
+            .map(|f| format!("{} [{}]: {f}", self.file, self.name))
+    }
+}
+
 /// The test directory a rule set uses, if any.
 pub fn tests_dir(set: &RuleSet) -> Option<PathBuf> {
     let dir = match &set.config.rules.tests {
@@ -198,8 +207,8 @@ pub fn tests_dir(set: &RuleSet) -> Option<PathBuf> {
 /// When a test file cannot be read or parsed (with file:line).
 pub fn run_dir_for(set: &RuleSet) -> Result<Vec<String>, String> {
     Ok(run_all(set)?
-        .into_iter()
-        .filter_map(|r| r.failure.map(|f| format!("{} [{}]: {f}", r.file, r.name)))
+        .iter()
+        .filter_map(CaseResult::failure_line)
         .collect())
 }
 
@@ -447,11 +456,7 @@ mod tests {
         );
         let failures: Vec<String> = results
             .iter()
-            .filter_map(|r| {
-                r.failure
-                    .as_ref()
-                    .map(|f| format!("{} [{}]: {f}", r.file, r.name))
-            })
+            .filter_map(CaseResult::failure_line)
             .collect();
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
