@@ -51,6 +51,9 @@ pub struct RunOptions {
     pub shadow: Option<PathBuf>,
     /// The shadow decides from the active set's script state (see `Shadow::mirror_state`).
     pub shadow_mirrors_state: bool,
+    /// Over a replay venue only: commit this many cycles per SQLite transaction (backtests,
+    /// which a crash only makes repeat). 0 or 1: every cycle is its own transaction.
+    pub group_commits: u32,
 }
 
 impl RunOptions {
@@ -67,6 +70,7 @@ impl RunOptions {
             to_ms: None,
             shadow: None,
             shadow_mirrors_state: false,
+            group_commits: 0,
         }
     }
 }
@@ -352,6 +356,12 @@ impl Runner {
                 eprintln!("recovery:   {line}");
             }
         }
+        if super::venue::kind(&config) == super::arming::VenueKind::Replay {
+            shell
+                .store
+                .group_commits(options.group_commits)
+                .map_err(|e| e.to_string())?;
+        }
         let rules: SharedRules = Arc::new(ArcSwap::from_pointee(set));
         let watcher = if options.watch {
             Some(watch(
@@ -545,6 +555,7 @@ impl Runner {
             }
         }
         self.record_reloads()?;
+        self.shell.store.flush()?;
         let marks = self
             .shell
             .last_markets

@@ -3,7 +3,7 @@
 use super::codec::{self, Cols, dec, query_all, to_json, u64_to_sql};
 use super::{DecisionRecord, Store, StoreError, decisions, fills, meta, orders, script_state};
 use crate::domain::{Anomaly, Fill, Mode, Order};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rust_decimal::Decimal;
 
 /// Everything one cycle writes, committed in one transaction by [`Store::commit_cycle`].
@@ -90,30 +90,28 @@ impl Store {
     /// # Errors
     /// As [`Store::commit_cycle`].
     pub fn commit_cycles(&mut self, records: &[CycleRecord]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sql("begin cycle commit"))?;
-        let mut skipped = 0;
-        for rec in records {
-            insert_cycle(&tx, rec)?;
-            insert_anomalies(&tx, rec.cycle_id, &rec.anomalies)?;
-            decisions::insert_all(&tx, rec.cycle_id, &rec.decisions)?;
-            orders::upsert_all(&tx, &rec.orders)?;
-            skipped += fills::insert_all(&tx, rec.cycle_id, &rec.fills)?;
-            script_state::upsert_all(&tx, rec.cycle_id, &rec.script_states)?;
-            meta::set_fill_cursor(&tx, rec.fill_cursor)?;
-            if let Some(snapshot) = &rec.snapshot {
-                super::snapshots::insert(&tx, snapshot)?;
+        let skipped = self.write_unit("commit cycle", |tx| {
+            let mut skipped = 0;
+            for rec in records {
+                insert_cycle(tx, rec)?;
+                insert_anomalies(tx, rec.cycle_id, &rec.anomalies)?;
+                decisions::insert_all(tx, rec.cycle_id, &rec.decisions)?;
+                orders::upsert_all(tx, &rec.orders)?;
+                skipped += fills::insert_all(tx, rec.cycle_id, &rec.fills)?;
+                script_state::upsert_all(tx, rec.cycle_id, &rec.script_states)?;
+                meta::set_fill_cursor(tx, rec.fill_cursor)?;
+                if let Some(snapshot) = &rec.snapshot {
+                    super::snapshots::insert(tx, snapshot)?;
+                }
+                if let Some(shadow) = &rec.shadow {
+                    super::shadow::insert_shadow(tx, rec.cycle_id, shadow)?;
+                }
+                if let Some(inputs) = &rec.inputs {
+                    super::shadow::insert_inputs(tx, rec.cycle_id, inputs)?;
+                }
             }
-            if let Some(shadow) = &rec.shadow {
-                super::shadow::insert_shadow(&tx, rec.cycle_id, shadow)?;
-            }
-            if let Some(inputs) = &rec.inputs {
-                super::shadow::insert_inputs(&tx, rec.cycle_id, inputs)?;
-            }
-        }
-        tx.commit().map_err(StoreError::sql("commit cycle"))?;
+            Ok(skipped)
+        })?;
         if skipped > 0 {
             tracing::debug!(skipped, "skipped already stored fills");
         }

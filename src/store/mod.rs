@@ -22,6 +22,7 @@ mod decisions;
 mod error;
 mod export;
 mod fills;
+mod group;
 pub mod health;
 mod lock;
 mod meta;
@@ -79,6 +80,8 @@ pub struct Store {
     // Field order matters: the connection closes before the lock is released.
     conn: Connection,
     path: Option<PathBuf>,
+    /// Set by [`Store::group_commits`] (backtests).
+    group: Option<group::GroupCommit>,
     _lock: Option<InstanceLock>,
 }
 
@@ -164,6 +167,7 @@ impl Store {
         Ok(Store {
             conn,
             path: Some(path.to_path_buf()),
+            group: None,
             _lock: None,
         })
     }
@@ -197,6 +201,7 @@ impl Store {
         let mut store = Store {
             conn,
             path,
+            group: None,
             _lock: lock,
         };
         migrations::apply(&mut store.conn)?;

@@ -5,7 +5,7 @@
 use super::codec::{Cols, dec, query_all};
 use super::{Store, StoreError};
 use crate::domain::{Order, OrderStatus};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 impl Store {
     /// Every stored order, by creation time then client id.
@@ -53,12 +53,7 @@ impl Store {
     /// # Errors
     /// As for the order part of [`Store::commit_cycle`]; nothing is written on error.
     pub fn upsert_orders(&mut self, orders: &[Order]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sql("begin order upsert"))?;
-        upsert_all(&tx, orders)?;
-        tx.commit().map_err(StoreError::sql("commit order upsert"))
+        self.write_unit("order upsert", |tx| upsert_all(tx, orders))
     }
 }
 
