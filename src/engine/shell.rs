@@ -445,22 +445,30 @@ impl Shell {
 /// Crash-test hook: when `BTCBOT_CRASH_AT` names this point (`after_outbox`, `after_send`,
 /// `before_commit`), the process aborts there, as a power cut would. Unset in normal runs.
 fn inputs_record(input: &CycleInput) -> CycleInputsRecord {
-    let markets: Vec<serde_json::Value> = input
+    /// One market as `btcbot explain` shows it (decimals as text, so nothing is rounded).
+    #[derive(serde::Serialize)]
+    struct MarketLine<'a> {
+        symbol: &'a str,
+        bid: String,
+        ask: String,
+        bid_qty: String,
+        ask_qty: String,
+        age_ms: i64,
+    }
+    let markets: Vec<MarketLine<'_>> = input
         .markets
         .iter()
-        .map(|m| {
-            serde_json::json!({
-                "symbol": m.symbol.as_str(),
-                "bid": m.bid.value().to_string(),
-                "ask": m.ask.value().to_string(),
-                "bid_qty": m.bid_qty.value().to_string(),
-                "ask_qty": m.ask_qty.value().to_string(),
-                "age_ms": input.now_ms.saturating_sub(m.exchange_ts_ms),
-            })
+        .map(|m| MarketLine {
+            symbol: m.symbol.as_str(),
+            bid: m.bid.value().to_string(),
+            ask: m.ask.value().to_string(),
+            bid_qty: m.bid_qty.value().to_string(),
+            ask_qty: m.ask_qty.value().to_string(),
+            age_ms: input.now_ms.saturating_sub(m.exchange_ts_ms),
         })
         .collect();
     CycleInputsRecord {
-        markets_json: serde_json::Value::Array(markets).to_string(),
+        markets_json: serde_json::to_string(&markets).unwrap_or_else(|_| "[]".into()),
         stats_json: serde_json::to_string(&input.stats).unwrap_or_else(|_| "{}".into()),
         open_orders: u32::try_from(input.open_orders.len()).unwrap_or(u32::MAX),
     }
@@ -500,25 +508,40 @@ fn crash_point(name: &str) {
 
 /// Hash of the cycle's inputs and decisions and the rule hash: equal runs give equal prints.
 pub fn fingerprint(input: &CycleInput, decision: &Decision, actions: &[Action]) -> String {
-    let judged: Vec<_> = decision
-        .judged
-        .iter()
-        .map(|j| (&j.intent, &j.verdict))
-        .collect();
-    let labels: Vec<String> = actions.iter().map(Action::label).collect();
-    let body = serde_json::json!({
-        "cycle": input.cycle_id,
-        "now": input.now_ms,
-        "markets": input.markets,
-        "portfolio": input.portfolio,
-        "open_orders": input.open_orders,
-        "anomalies": decision.anomalies,
-        "mode": decision.mode,
-        "judged": judged,
-        "actions": labels,
-        "rules": decision.rule_hash,
+    /// Serialized straight from the cycle's values (no JSON tree in between).
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        cycle: i64,
+        now: i64,
+        markets: &'a [MarketSnapshot],
+        portfolio: &'a super::decide::PortfolioInput,
+        open_orders: &'a [Order],
+        anomalies: &'a [Anomaly],
+        mode: Mode,
+        judged: Vec<(&'a crate::domain::Intent, &'a crate::domain::Verdict)>,
+        actions: Vec<String>,
+        rules: &'a str,
+    }
+    let body = Body {
+        cycle: input.cycle_id,
+        now: input.now_ms,
+        markets: &input.markets,
+        portfolio: &input.portfolio,
+        open_orders: &input.open_orders,
+        anomalies: &decision.anomalies,
+        mode: decision.mode,
+        judged: decision
+            .judged
+            .iter()
+            .map(|j| (&j.intent, &j.verdict))
+            .collect(),
+        actions: actions.iter().map(Action::label).collect(),
+        rules: &decision.rule_hash,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_else(|e| {
+        // Every field is plain data; should one ever fail, the print still covers the rest.
+        tracing::warn!("fingerprint body not serializable: {e}");
+        format!("{}:{}:{}", input.cycle_id, input.now_ms, decision.rule_hash).into_bytes()
     });
-    let mut h = Sha256::new();
-    h.update(body.to_string().as_bytes());
-    hex::encode(h.finalize())[..32].to_string()
+    hex::encode(Sha256::digest(&bytes))[..32].to_string()
 }

@@ -196,6 +196,8 @@ impl Store {
         };
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
+        // The cycle commit alone uses a dozen statements; the default cache of 16 thrashed.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "synchronous", durability.pragma())
             .map_err(open_err)?;
         let mut store = Store {
