@@ -26,6 +26,7 @@ use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Cycles written per SQLite transaction: a backtest's writes are batched.
 const WRITE_BATCH: usize = 512;
@@ -67,9 +68,11 @@ fn fee(notional: Decimal, bps: Decimal) -> Decimal {
 
 /// Runs `rules` over every quote of `dataset` into `store`, starting with `starting_cash`.
 ///
+/// The quotes are evaluated on this thread while a second one commits the records, a batch of
+/// [`WRITE_BATCH`] at a time and in order, so SQLite's work is off the evaluation's path.
+///
 /// # Errors
 /// A dataset that cannot be read, a strategy without `on_quote`, or a store failure.
-#[allow(clippy::too_many_lines)] // one loop over the quotes, read top to bottom
 pub fn run(
     rules: &RuleSet,
     store: &mut Store,
@@ -77,6 +80,41 @@ pub fn run(
     starting_cash: Decimal,
     window: (Option<i64>, Option<i64>),
 ) -> Result<PerQuoteSummary, String> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Vec<CycleRecord>>(2);
+        let writer = std::thread::Builder::new()
+            .name("per-quote-writer".into())
+            .spawn_scoped(scope, move || {
+                for batch in rx {
+                    store.commit_cycles(&batch).map_err(|e| e.to_string())?;
+                }
+                Ok::<(), String>(())
+            })
+            .map_err(|e| format!("cannot start the database writer: {e}"))?;
+        let evaluated = evaluate(rules, &tx, dataset, starting_cash, window);
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| "the database writer panicked".to_string())?;
+        // When the writer failed, evaluation stopped at a closed channel: the write is the cause.
+        written?;
+        evaluated
+    })
+}
+
+#[allow(clippy::too_many_lines)] // one loop over the quotes, read top to bottom
+fn evaluate(
+    rules: &RuleSet,
+    writes: &SyncSender<Vec<CycleRecord>>,
+    dataset: &Path,
+    starting_cash: Decimal,
+    window: (Option<i64>, Option<i64>),
+) -> Result<PerQuoteSummary, String> {
+    let send = |batch: Vec<CycleRecord>| {
+        writes
+            .send(batch)
+            .map_err(|_| "the database writer stopped".to_string())
+    };
     if !rules.has_on_quote {
         return Err(format!(
             "{}: cycle.evaluate is per_quote but the strategy has no `fn on_quote(q)`",
@@ -381,14 +419,14 @@ pub fn run(
         };
         pending_writes.push(record);
         if pending_writes.len() >= WRITE_BATCH {
-            store
-                .commit_cycles(&pending_writes)
-                .map_err(|e| e.to_string())?;
-            pending_writes.clear();
+            send(std::mem::replace(
+                &mut pending_writes,
+                Vec::with_capacity(WRITE_BATCH),
+            ))?;
         }
     }
-    store
-        .commit_cycles(&pending_writes)
-        .map_err(|e| e.to_string())?;
+    if !pending_writes.is_empty() {
+        send(pending_writes)?;
+    }
     Ok(summary)
 }
