@@ -409,3 +409,63 @@ fn the_bench_command_runs_end_to_end_on_a_small_size() {
     assert!(out.contains("peak RSS") && out.contains(" MB"), "{out}");
     assert!(out.contains("per-cycle rate at 10x the run"), "{out}");
 }
+
+#[test]
+fn a_backtest_stopped_by_sigterm_exits_cleanly_with_every_cycle_it_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dataset = tmp.path().join("long");
+    let synth = btcbot(&[
+        "replay",
+        "synth",
+        "--events",
+        "400000",
+        "--out",
+        dataset.to_str().unwrap(),
+    ]);
+    assert!(synth.status.success(), "{}", text(&synth));
+    let db = tmp.path().join("stopped.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["backtest", "--dataset"])
+        .arg(&dataset)
+        .arg("--out")
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Cycles are committed 256 at a time: wait until the first group is visible, then stop it.
+    let committed = |db: &Path| {
+        btcbot::store::Store::open_read_only(db)
+            .ok()
+            .and_then(|s| s.last_cycle_id().ok().flatten())
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    while committed(&db) < 256 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no cycle group committed within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SIGTERM must end the backtest cleanly: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The summary counts the cycles it ran; every one of them is stored, the last group included.
+    let summary = text(&out);
+    let cycles: i64 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("cycles:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cycle count in:\n{summary}"));
+    assert!(cycles >= 256, "{summary}");
+    assert_eq!(committed(&db), cycles, "{summary}");
+    let all = btcbot(&["parity", db.to_str().unwrap(), db.to_str().unwrap()]);
+    assert!(all.status.success(), "{}", text(&all));
+}
