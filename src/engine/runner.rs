@@ -552,7 +552,7 @@ impl Runner {
                 let wait = (u64::try_from(self.interval_ms).unwrap_or(1000) + jitter)
                     / u64::from(speedup.max(1));
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-            } else if done % 32 == 0 {
+            } else if done.is_multiple_of(32) {
                 // Unpaced cycles never wait: yield now and then, so that the runtime's other
                 // tasks (the signal handler, the metrics server) run and a SIGTERM or Ctrl-C
                 // ends the run cleanly instead of killing it.
