@@ -424,7 +424,7 @@ fn a_backtest_stopped_by_sigterm_exits_cleanly_with_every_cycle_it_ran() {
     ]);
     assert!(synth.status.success(), "{}", text(&synth));
     let db = tmp.path().join("stopped.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+    let child = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .args(["backtest", "--dataset"])
         .arg(&dataset)
         .arg("--out")
