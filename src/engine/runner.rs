@@ -483,6 +483,8 @@ impl Runner {
     /// # Errors
     /// A failure that makes going on unsafe (store, ledger, unreadable dataset).
     pub async fn run(&mut self, stop: &AtomicBool) -> Result<&Summary, CycleError> {
+        // Let tasks spawned before the run (the signal handler) install themselves first.
+        tokio::task::yield_now().await;
         let mut done = 0u64;
         loop {
             if stop.load(Ordering::SeqCst) || self.options.max_cycles.is_some_and(|m| done >= m) {

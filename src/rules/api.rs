@@ -270,7 +270,10 @@ fn ewma(m: &mut Map, key: &str, x: Decimal, alpha: Decimal) -> Fallible<Decimal>
                 .as_decimal()
                 .or_else(|_| v.as_int().map(Decimal::from))
                 .map_err(|t| runtime_error(format!("ewma: `{key}` holds a {t}, not a number")))?;
-            prev + (x - prev) * alpha
+            x.checked_sub(prev)
+                .and_then(|d| d.checked_mul(alpha))
+                .and_then(|d| prev.checked_add(d))
+                .ok_or_else(|| runtime_error(format!("ewma: `{key}` overflows")))?
         }
     };
     m.insert(key.into(), Dynamic::from_decimal(next));
@@ -282,14 +285,24 @@ fn change_bps(from: Decimal, to: Decimal) -> Fallible<Decimal> {
     if from.is_zero() {
         return Err(runtime_error("change_bps: `from` is zero".into()));
     }
-    Ok((to - from).abs() * Decimal::from(10_000) / from)
+    to.checked_sub(from)
+        .and_then(|d| d.abs().checked_mul(Decimal::from(10_000)))
+        .and_then(|d| d.checked_div(from))
+        .ok_or_else(|| runtime_error("change_bps: overflow".into()))
 }
 
 fn register_indicators(engine: &mut Engine) {
     engine
+        // YAML gives whole numbers as integers: every mix of integer and decimal is accepted.
         .register_fn("ewma", ewma)
         .register_fn("ewma", |m: &mut Map, key: &str, x: INT, alpha: Decimal| {
             ewma(m, key, Decimal::from(x), alpha)
+        })
+        .register_fn("ewma", |m: &mut Map, key: &str, x: Decimal, alpha: INT| {
+            ewma(m, key, x, Decimal::from(alpha))
+        })
+        .register_fn("ewma", |m: &mut Map, key: &str, x: INT, alpha: INT| {
+            ewma(m, key, Decimal::from(x), Decimal::from(alpha))
         })
         .register_fn("change_bps", change_bps)
         .register_fn("change_bps", |from: INT, to: Decimal| {
@@ -334,6 +347,17 @@ fn register_market(engine: &mut Engine) {
         .register_get("trading", |s: &mut SpecView| s.trading);
 }
 
+/// Held, and marked at or under avg_cost × (1 − fraction): the stop-loss test, multiplied out so
+/// that the boundary is exact.
+fn below_cost_by(p: &PositionView, fraction: Decimal) -> Fallible<bool> {
+    let floor = p
+        .avg_cost
+        .checked_mul(fraction)
+        .and_then(|d| p.avg_cost.checked_sub(d))
+        .ok_or_else(|| runtime_error("below_cost_by: overflow".into()))?;
+    Ok(p.qty > Decimal::ZERO && p.mark <= floor)
+}
+
 fn register_portfolio(engine: &mut Engine) {
     engine
         .register_type_with_name::<PositionView>("Position")
@@ -347,12 +371,11 @@ fn register_portfolio(engine: &mut Engine) {
         })
         .register_fn(
             "below_cost_by",
-            |p: &mut PositionView, fraction: Decimal| {
-                // Held, and marked at or under avg_cost × (1 − fraction): the stop-loss test,
-                // multiplied out so that the boundary is exact.
-                p.qty > Decimal::ZERO && p.mark <= p.avg_cost - p.avg_cost * fraction
-            },
-        );
+            |p: &mut PositionView, fraction: Decimal| below_cost_by(p, fraction),
+        )
+        .register_fn("below_cost_by", |p: &mut PositionView, fraction: INT| {
+            below_cost_by(p, Decimal::from(fraction))
+        });
     engine
         .register_type_with_name::<Portfolio>("Portfolio")
         .register_get("quote_asset", |p: &mut Portfolio| p.quote_asset.clone())
@@ -524,6 +547,12 @@ mod tests {
         let out = v.into_array().unwrap_or_else(|t| panic!("{t}"));
         assert_eq!(dec(&out[0]), Decimal::from(150));
         assert_eq!(dec(&out[1]), Decimal::new(1125, 1));
+        let whole = eval("let m = #{a: 3}; m.ewma(\"a\", 5, 1)").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            dec(&whole),
+            Decimal::from(5),
+            "an integer alpha (a YAML `1`) works too"
+        );
         let err = eval("let m = #{a: \"x\"}; m.ewma(\"a\", 1.0, 0.5)").err();
         assert!(err.is_some_and(|e| e.contains("ewma: `a` holds a string")));
     }

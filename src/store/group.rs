@@ -65,20 +65,37 @@ impl Store {
             tx.commit().map_err(StoreError::sql(what))?;
             return Ok(out);
         };
+        let result = Self::grouped_unit(&mut self.conn, group, what, write);
+        if result.is_err() {
+            // An error may have ended the whole transaction (SQLite rolls back on a full disk or
+            // an IO error): follow SQLite, so the next unit starts a new group rather than
+            // writing outside one. A failed COMMIT that left it open is retried by the flush.
+            group.open = !self.conn.is_autocommit();
+            if !group.open {
+                group.pending = 0;
+            }
+        }
+        result
+    }
+
+    fn grouped_unit<T>(
+        conn: &mut Connection,
+        group: &mut GroupCommit,
+        what: &'static str,
+        write: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if !group.open {
-            self.conn
-                .execute_batch("BEGIN IMMEDIATE")
+            conn.execute_batch("BEGIN IMMEDIATE")
                 .map_err(StoreError::sql(what))?;
             group.open = true;
         }
         // Dropped on an error: rolls back to the savepoint, keeping the earlier units.
-        let unit = self.conn.savepoint().map_err(StoreError::sql(what))?;
+        let unit = conn.savepoint().map_err(StoreError::sql(what))?;
         let out = write(&unit)?;
         unit.commit().map_err(StoreError::sql(what))?;
         group.pending += 1;
         if group.pending >= group.every {
-            self.conn
-                .execute_batch("COMMIT")
+            conn.execute_batch("COMMIT")
                 .map_err(StoreError::sql(what))?;
             group.open = false;
             group.pending = 0;
