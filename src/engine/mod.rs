@@ -12,5 +12,6 @@ pub mod send_guard;
 pub mod shadow;
 pub mod shell;
 pub mod startup;
+pub mod summary;
 pub mod valuation;
 pub mod venue;

@@ -1,12 +1,13 @@
 //! The run loop: start-up (config, rules, venue, database, recovery of state), pacing, hot reload
 //! between cycles, graceful shutdown and the end-of-run summary.
 
-use super::plan::{Action, Gates};
+use super::plan::Gates;
 use super::shell::{CycleError, Shell};
 use super::startup::{build_shadow, stored_baseline};
+pub use super::summary::Summary;
 use super::valuation::EquityTracker;
 use super::venue::{CycleClock, wall_ms};
-use crate::domain::{Mode, Symbol, Verdict};
+use crate::domain::{Mode, Symbol};
 use crate::ledger::Ledger;
 use crate::rules::convert::json_to_dynamic;
 use crate::rules::watcher::{ReloadOutcome, RuleWatcher, SharedRules, watch};
@@ -72,69 +73,6 @@ impl RunOptions {
             shadow_mirrors_state: false,
             group_commits: 0,
         }
-    }
-}
-
-/// What a run did, printed at the end.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub cycles: u64,
-    pub intents: u64,
-    pub verdicts: BTreeMap<String, u64>,
-    pub actions: BTreeMap<String, u64>,
-    pub modes: BTreeMap<String, u64>,
-    pub orders_placed: u64,
-    pub orders_canceled: u64,
-    pub exchange_rejects: u64,
-    pub fills: u64,
-    pub realized_pnl: Decimal,
-    pub fees: Decimal,
-    pub equity_start: Decimal,
-    pub equity_end: Decimal,
-    pub rule_hash: String,
-    pub reloads_ok: u64,
-    pub reloads_failed: u64,
-    pub database: PathBuf,
-    pub gate: String,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let join = |m: &BTreeMap<String, u64>| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        writeln!(f, "run summary")?;
-        writeln!(f, "  gate:        {}", self.gate)?;
-        writeln!(f, "  cycles:      {}", self.cycles)?;
-        writeln!(f, "  modes:       {}", join(&self.modes))?;
-        writeln!(f, "  intents:     {}", self.intents)?;
-        writeln!(f, "  verdicts:    {}", join(&self.verdicts))?;
-        writeln!(f, "  actions:     {}", join(&self.actions))?;
-        writeln!(
-            f,
-            "  orders:      placed={} canceled={} rejected_by_exchange={}",
-            self.orders_placed, self.orders_canceled, self.exchange_rejects
-        )?;
-        writeln!(f, "  fills:       {}", self.fills)?;
-        writeln!(
-            f,
-            "  pnl:         realized={} fees={} net={} equity {} -> {} ({:+})",
-            self.realized_pnl.round_dp(2),
-            self.fees.round_dp(2),
-            (self.realized_pnl - self.fees).round_dp(2),
-            self.equity_start.round_dp(2),
-            self.equity_end.round_dp(2),
-            (self.equity_end - self.equity_start).round_dp(2)
-        )?;
-        writeln!(
-            f,
-            "  rules:       hash={} reloads ok={} failed={}",
-            self.rule_hash, self.reloads_ok, self.reloads_failed
-        )?;
-        write!(f, "  database:    {}", self.database.display())
     }
 }
 
@@ -530,7 +468,7 @@ impl Runner {
                 cycle_id,
                 now_ms,
             )?;
-            self.tally(&outcome, &rules.hash);
+            self.summary.tally(&outcome, &rules.hash);
             if let Some(hook) = self.on_cycle.as_mut() {
                 hook(now_ms);
             }
@@ -575,32 +513,5 @@ impl Runner {
         self.summary.fills = self.shell.ledger.fill_count;
         self.summary.rule_hash = self.rules.load().hash.clone();
         Ok(&self.summary)
-    }
-
-    fn tally(&mut self, outcome: &super::shell::CycleOutcome, hash: &str) {
-        let s = &mut self.summary;
-        s.cycles += 1;
-        s.orders_placed += u64::from(outcome.placed);
-        s.orders_canceled += u64::from(outcome.canceled);
-        s.exchange_rejects += u64::from(outcome.rejected_by_exchange);
-        s.rule_hash = hash.to_string();
-        if let Some(d) = &outcome.decision {
-            *s.modes.entry(d.mode.as_str().to_string()).or_default() += 1;
-            s.intents += d.judged.len() as u64;
-            for j in &d.judged {
-                let key = match &j.verdict {
-                    Verdict::Reject { reason } => reason.clone(),
-                    other => other.reason_code().to_string(),
-                };
-                *s.verdicts.entry(key).or_default() += 1;
-            }
-        }
-        for a in &outcome.actions {
-            let key = match a {
-                Action::Dropped(reason) => format!("dropped:{reason}"),
-                other => other.label(),
-            };
-            *s.actions.entry(key).or_default() += 1;
-        }
     }
 }
