@@ -196,6 +196,7 @@ pub(crate) fn run_quiet(
     dataset: Option<PathBuf>,
     out: PathBuf,
     shadow: Option<PathBuf>,
+    replay_feed: Option<crate::exchange::replay::ReplayFeed>,
 ) -> Result<(), String> {
     let options = RunOptions {
         pacing: Some(Pacing::Max),
@@ -204,6 +205,7 @@ pub(crate) fn run_quiet(
         shadow_mirrors_state: shadow.is_some(),
         shadow,
         group_commits: GROUP_COMMITS,
+        replay_feed,
         ..RunOptions::new(config)
     };
     let rt = super::runtime()?;

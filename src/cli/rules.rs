@@ -75,24 +75,33 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
     // candidate as its shadow, so verdicts are also compared on identical inputs.
     let candidate_dir = std::path::absolute(&args.candidate)
         .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
+    // Both replay the same data: the events are decoded once, for both.
+    let dataset = match args.dataset.clone() {
+        Some(d) => d,
+        None => crate::config::Config::load(&args.config)
+            .map_err(|e| e.to_string())?
+            .dataset
+            .ok_or_else(|| format!("{}: no dataset configured", args.config.display()))?,
+    };
+    let mut feeds = crate::exchange::replay::ReplayFeed::open(&dataset, 2)
+        .map_err(|e| e.to_string())?
+        .into_iter();
     let base = {
-        let (c, d, o, s) = (
+        let (c, d, o, s, f) = (
             args.config.clone(),
-            args.dataset.clone(),
+            Some(dataset.clone()),
             base_db.clone(),
             Some(candidate_dir.clone()),
+            feeds.next(),
         );
-        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s))
+        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s, f))
     };
     let cand_result = super::backtest::run_quiet(
         args.candidate.clone(),
-        args.dataset.clone().or_else(|| {
-            crate::config::Config::load(&args.config)
-                .ok()
-                .and_then(|c| c.dataset)
-        }),
+        Some(dataset),
         cand_db.clone(),
         None,
+        feeds.next(),
     );
     let base_result = base
         .join()

@@ -2,15 +2,14 @@
 //! database: time arrives in `CycleInput::now_ms`. Scripts run here, inside the sandbox, and every
 //! script failure fails closed (see docs/RULES.md, "Failure").
 
+use super::reuse::{ReusePlan, Trace, TracedCall};
+use super::view::{anomalies_to_dynamic, build_view};
 use crate::domain::{
     Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
 };
-use crate::rules::api::{
-    Ctx, CycleView, IntentView, Market, MarketView, ParamsView, Portfolio, PortfolioView,
-    PositionView, STAT_KEYS, SpecView,
-};
+use crate::rules::api::{Ctx, IntentView};
 use crate::rules::outputs::{parse_anomalies, parse_intents, parse_mode, parse_verdict};
-use crate::rules::sandbox::{CallCost, call};
+use crate::rules::sandbox::{CallCost, ScriptError, call};
 use crate::rules::{RuleSet, Stage};
 use rhai::{Dynamic, INT, Map};
 use rust_decimal::Decimal;
@@ -125,165 +124,6 @@ fn rule_error(stage: Stage, message: String) -> Anomaly {
     }
 }
 
-fn build_view(rules: &RuleSet, input: &CycleInput) -> CycleView {
-    let markets: BTreeMap<String, Market> = input
-        .markets
-        .iter()
-        .map(|m| {
-            let view = MarketView {
-                symbol: m.symbol.as_str().into(),
-                bid: m.bid.value(),
-                ask: m.ask.value(),
-                bid_qty: m.bid_qty.value(),
-                ask_qty: m.ask_qty.value(),
-                mid: m.mid(),
-                spread_bps: m.spread_bps(),
-                last: m.last_trade.as_ref().map(|t| t.price.value()),
-                ts_ms: m.exchange_ts_ms,
-                age_ms: input.now_ms.saturating_sub(m.exchange_ts_ms),
-            };
-            (m.symbol.as_str().to_string(), Market(Arc::new(view)))
-        })
-        .collect();
-    let specs = input
-        .specs
-        .iter()
-        .map(|(s, spec)| {
-            (
-                s.as_str().to_string(),
-                SpecView {
-                    tick_size: spec.tick_size,
-                    min_notional: spec.min_notional,
-                    qty_scale: INT::from(spec.qty_scale),
-                    price_scale: INT::from(spec.price_scale),
-                    trading: spec.trading,
-                },
-            )
-        })
-        .collect();
-    let p = &input.portfolio;
-    let valuation = super::valuation::value(p, &input.markets);
-    let positions: BTreeMap<String, PositionView> = valuation
-        .positions
-        .iter()
-        .map(|m| {
-            (
-                m.symbol.as_str().to_string(),
-                PositionView {
-                    symbol: m.symbol.as_str().into(),
-                    qty: m.qty,
-                    avg_cost: m.avg_cost,
-                    mark: m.mark,
-                },
-            )
-        })
-        .collect();
-    let mut open_orders: BTreeMap<String, INT> = BTreeMap::new();
-    for o in &input.open_orders {
-        *open_orders
-            .entry(o.symbol.as_str().to_string())
-            .or_default() += 1;
-    }
-    let s = &input.stats;
-    let values = [
-        s.rejects_last_cycle,
-        s.exchange_errors_last_cycle,
-        s.rule_errors_last_cycle,
-        s.observe_latency_ms,
-        s.cursor_stall_cycles,
-        s.clock_skew_ms,
-    ];
-    let stats: Map = STAT_KEYS
-        .iter()
-        .zip(values)
-        .map(|(k, v)| ((*k).into(), Dynamic::from_int(v)))
-        .collect();
-    let mut market_list = rhai::Array::new();
-    let mut missing_markets = rhai::Array::new();
-    for s in &input.symbols {
-        match markets.get(s.as_str()) {
-            Some(m) => market_list.push(Dynamic::from(m.clone())),
-            None => missing_markets.push(Dynamic::from(s.as_str().to_string())),
-        }
-    }
-    let mut view = CycleView {
-        market_list,
-        missing_markets,
-        now_ms: input.now_ms,
-        cycle_id: input.cycle_id,
-        symbols: input
-            .symbols
-            .iter()
-            .map(|s| Dynamic::from(s.as_str().to_string()))
-            .collect(),
-        markets,
-        specs,
-        portfolio: Portfolio(Arc::new(PortfolioView {
-            quote_asset: p.quote_asset.as_str().into(),
-            cash: p.cash,
-            cash_total: p.cash_total,
-            equity: valuation.equity,
-            realized_pnl: p.realized_pnl,
-            unrealized_pnl: valuation.unrealized_pnl,
-            fees: p.fees,
-            cash_mismatch: p
-                .venue_cash_total
-                .map_or(Decimal::ZERO, |v| v - p.cash_total),
-            qty_mismatch: p
-                .qty_mismatch
-                .iter()
-                .map(|(s, q)| (s.as_str().into(), Dynamic::from_decimal(*q)))
-                .collect(),
-            peak_equity: valuation.peak_equity,
-            drawdown: valuation.drawdown,
-            pnl_today: valuation.pnl_today,
-            pnl_week: valuation.pnl_week,
-            realized_today: p.realized_today,
-            fees_today: p.fees_today,
-            realized_week: p.realized_week,
-            loss_streak: p.loss_streak,
-            gross_exposure: valuation.gross_exposure,
-            largest_position_pct: valuation.largest_position_pct,
-            positions: Arc::new(positions),
-        })),
-        open_orders_total: INT::try_from(input.open_orders.len()).unwrap_or(INT::MAX),
-        open_orders,
-        stats: ParamsView::new(stats),
-        limits: ParamsView::default(),
-    };
-    rules.decorate(&mut view);
-    view
-}
-
-fn anomalies_to_dynamic(anomalies: &[Anomaly]) -> Dynamic {
-    Dynamic::from_array(
-        anomalies
-            .iter()
-            .map(|a| {
-                let mut m = Map::new();
-                m.insert("code".into(), Dynamic::from(a.code.clone()));
-                m.insert(
-                    "severity".into(),
-                    Dynamic::from(a.severity.as_str().to_string()),
-                );
-                m.insert(
-                    "symbol".into(),
-                    a.symbol
-                        .as_ref()
-                        .map_or(Dynamic::UNIT, |s| Dynamic::from(s.as_str().to_string())),
-                );
-                let detail: Map = a
-                    .detail
-                    .iter()
-                    .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
-                    .collect();
-                m.insert("detail".into(), Dynamic::from_map(detail));
-                Dynamic::from_map(m)
-            })
-            .collect(),
-    )
-}
-
 /// Keeps one anomaly per (code, severity): the first. When the duplicates named other symbols,
 /// the kept one lists them all in a `symbols` detail so nothing seen is lost.
 fn dedupe(anomalies: &mut Vec<Anomaly>) {
@@ -341,9 +181,49 @@ fn check_state_size(state: &Dynamic, max_map: usize, max_array: usize) -> Result
 
 /// Runs the four scripts over one cycle's input.
 pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
+    decide_with(rules, input, None, None)
+}
+
+/// [`decide`], also recording each call in `trace` for a shadow that decides from the same
+/// inputs and state (see [`super::reuse`]).
+pub fn decide_traced(rules: &RuleSet, input: &CycleInput) -> (Decision, Trace) {
+    let mut trace = Trace::default();
+    let decision = decide_with(rules, input, Some(&mut trace), None);
+    (decision, trace)
+}
+
+/// [`decide`] for a shadow whose input and script state are the active set's: a call `plan`
+/// proves would return what the active call in `trace` returned is copied from it. Also
+/// returns how many calls were copied.
+pub fn decide_reusing(
+    rules: &RuleSet,
+    input: &CycleInput,
+    trace: &Trace,
+    plan: &ReusePlan,
+) -> (Decision, u32) {
+    let mut copied = 0;
+    let decision = decide_with(rules, input, None, Some((trace, plan, &mut copied)));
+    (decision, copied)
+}
+
+fn decide_with(
+    rules: &RuleSet,
+    input: &CycleInput,
+    mut tracing: Option<&mut Trace>,
+    reuse: Option<(&Trace, &ReusePlan, &mut u32)>,
+) -> Decision {
+    let (reuse, copied) = match reuse {
+        Some((trace, plan, copied)) => (Some((trace, plan)), Some(copied)),
+        None => (None, None),
+    };
+    let mut copied = copied;
     let view = Arc::new(build_view(rules, input));
     let mut states = input.states.clone();
     let mut costs = [CallCost::default(); 4];
+    // Per stage: is its state still the active set's (a shadow's call that ran itself may have
+    // changed it)?
+    let mut state_same = [true; 4];
+    let tracing_on = tracing.is_some();
     let ctx = |stage: Stage, mode: Mode| Ctx {
         view: Arc::clone(&view),
         params: rules.script(stage).params.clone(),
@@ -351,11 +231,29 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
         accepted_count: 0,
         accepted_notional: Decimal::ZERO,
     };
-    let run_entry = |stage: Stage, entry: &str, state: &mut Dynamic, args: Vec<Dynamic>| {
+    // One script call: copied from the trace when the plan allows, else run (and traced).
+    let mut run_entry = |stage: Stage,
+                         entry: &str,
+                         state: &mut Dynamic,
+                         args: Vec<Dynamic>,
+                         reusable: Option<(&ReusePlan, Option<&TracedCall>, bool)>|
+     -> ((Result<Dynamic, ScriptError>, CallCost), Option<TracedCall>) {
+        if let Some((plan, traced, inputs_same)) = reusable
+            && let Some(t) = plan.reusable(stage, traced, inputs_same, state_same[stage as usize])
+            && let Some(result) = &t.result
+        {
+            *state = t.state_after.clone();
+            if let Some(n) = copied.as_deref_mut() {
+                *n += 1;
+            }
+            return ((Ok(result.clone()), t.cost), None);
+        }
+        state_same[stage as usize] = false;
         let script = rules.script(stage);
         if state.is_unit() {
             *state = Dynamic::from_map(Map::new());
         }
+        rules.limit_reads.take();
         let (mut result, cost) = call(
             &rules.engine,
             &script.ast,
@@ -371,25 +269,38 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
         if let Err(e) = check_state_size(state, sandbox.max_map_size, sandbox.max_array_size) {
             *state = input.states[stage as usize].clone();
             if result.is_ok() {
-                result = Err(crate::rules::sandbox::ScriptError {
+                result = Err(ScriptError {
                     location: script.source.clone(),
                     message: e,
                 });
             }
         }
-        (result, cost)
+        let limits_read = rules.limit_reads.take();
+        let traced = tracing_on.then(|| TracedCall {
+            result: result.as_ref().ok().cloned(),
+            state_after: state.clone(),
+            cost,
+            limits_read,
+        });
+        ((result, cost), traced)
     };
-    let run = |stage: Stage, state: &mut Dynamic, args: Vec<Dynamic>| {
-        run_entry(stage, stage.entry().0, state, args)
+    let record = |slot: &mut Option<TracedCall>, traced: Option<TracedCall>| *slot = traced;
+    let traced_of = |pick: fn(&Trace) -> Option<&TracedCall>, inputs_same: bool| {
+        reuse.map(|(trace, plan)| (plan, pick(trace), inputs_same))
     };
 
     // anomaly.rhai
     let mut anomalies = input.engine_anomalies.clone();
-    let (result, cost) = run(
+    let ((result, cost), traced) = run_entry(
         Stage::Anomaly,
+        Stage::Anomaly.entry().0,
         &mut states[Stage::Anomaly as usize],
         vec![Dynamic::from(ctx(Stage::Anomaly, input.engine_mode))],
+        traced_of(|t| t.anomaly.as_ref(), true),
     );
+    if let Some(t) = tracing.as_deref_mut() {
+        record(&mut t.anomaly, traced);
+    }
     costs[Stage::Anomaly as usize] = cost;
     match result.map_err(|e| e.to_string()).and_then(parse_anomalies) {
         Ok(found) => anomalies.extend(found),
@@ -398,14 +309,21 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
     dedupe(&mut anomalies);
 
     // degrade.rhai: the engine's mode is a floor the script can only tighten.
-    let (result, cost) = run(
+    let same = reuse.is_some_and(|(t, _)| t.degrade_anomalies == anomalies);
+    let ((result, cost), traced) = run_entry(
         Stage::Degrade,
+        Stage::Degrade.entry().0,
         &mut states[Stage::Degrade as usize],
         vec![
             anomalies_to_dynamic(&anomalies),
             Dynamic::from(ctx(Stage::Degrade, input.engine_mode)),
         ],
+        traced_of(|t| t.degrade.as_ref(), same),
     );
+    if let Some(t) = tracing.as_deref_mut() {
+        record(&mut t.degrade, traced);
+        t.degrade_anomalies = anomalies.clone();
+    }
     costs[Stage::Degrade as usize] = cost;
     let (mode, mode_reasons) = match result.map_err(|e| e.to_string()).and_then(parse_mode) {
         Ok((script_mode, reasons)) => (input.engine_mode.tighten(script_mode), reasons),
@@ -417,15 +335,23 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
             )
         }
     };
+    if let Some(t) = tracing.as_deref_mut() {
+        t.mode_after_degrade = Some(mode);
+    }
 
     // risk.rhai's budget: the same monotonic rule, it can only tighten the mode.
     let (mode, mode_reasons) = if rules.has_budget {
-        let (result, cost) = run_entry(
+        let same = reuse.is_some_and(|(t, _)| t.mode_after_degrade == Some(mode));
+        let ((result, cost), traced) = run_entry(
             Stage::Risk,
             crate::rules::ruleset::BUDGET_ENTRY,
             &mut states[Stage::Risk as usize],
             vec![Dynamic::from(ctx(Stage::Risk, mode))],
+            traced_of(|t| t.budget.as_ref(), same),
         );
+        if let Some(t) = tracing.as_deref_mut() {
+            record(&mut t.budget, traced);
+        }
         costs[Stage::Risk as usize] = cost;
         match result.map_err(|e| e.to_string()).and_then(parse_mode) {
             Ok((budget_mode, reasons)) => {
@@ -446,16 +372,25 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
     } else {
         (mode, mode_reasons)
     };
+    let mode_same = reuse.is_some_and(|(t, _)| t.mode_after_budget == Some(mode));
+    if let Some(t) = tracing.as_deref_mut() {
+        t.mode_after_budget = Some(mode);
+    }
 
     // strategy.rhai
     let intents = if let Some(given) = &input.intents_override {
         given.clone()
     } else {
-        let (result, cost) = run(
+        let ((result, cost), traced) = run_entry(
             Stage::Strategy,
+            Stage::Strategy.entry().0,
             &mut states[Stage::Strategy as usize],
             vec![Dynamic::from(ctx(Stage::Strategy, mode))],
+            traced_of(|t| t.strategy.as_ref(), mode_same),
         );
+        if let Some(t) = tracing.as_deref_mut() {
+            record(&mut t.strategy, traced);
+        }
         costs[Stage::Strategy as usize] = cost;
         match result.map_err(|e| e.to_string()).and_then(parse_intents) {
             Ok(intents) => intents,
@@ -465,13 +400,18 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
             }
         }
     };
+    if let Some(t) = tracing.as_deref_mut() {
+        t.intents = intents.clone();
+    }
 
     // risk.rhai, one call per intent, in order; earlier acceptances count against later ones.
     let mut judged = Vec::with_capacity(intents.len());
     let mut accepted_count: INT = 0;
     let mut accepted_notional = Decimal::ZERO;
     let mut risk_cost = costs[Stage::Risk as usize];
-    for intent in intents {
+    // The arguments match the active call's while the intents and every earlier verdict do.
+    let mut verdicts_same = mode_same;
+    for (i, intent) in intents.into_iter().enumerate() {
         let mut risk_ctx = ctx(Stage::Risk, mode);
         risk_ctx.accepted_count = accepted_count;
         risk_ctx.accepted_notional = accepted_notional;
@@ -482,11 +422,17 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
             qty: intent.qty.value(),
             tag: intent.tag.as_str().into(),
         };
-        let (result, cost) = run(
+        let same = verdicts_same && reuse.is_some_and(|(t, _)| t.intents.get(i) == Some(&intent));
+        let ((result, cost), traced) = run_entry(
             Stage::Risk,
+            Stage::Risk.entry().0,
             &mut states[Stage::Risk as usize],
             vec![Dynamic::from(intent_view), Dynamic::from(risk_ctx)],
+            reuse.map(|(t, plan)| (plan, t.risk.get(i), same)),
         );
+        if let (Some(t), Some(traced)) = (tracing.as_deref_mut(), traced) {
+            t.risk.push(traced);
+        }
         risk_cost.operations += cost.operations;
         risk_cost.micros += cost.micros;
         let verdict = match result
@@ -501,6 +447,10 @@ pub fn decide(rules: &RuleSet, input: &CycleInput) -> Decision {
                 }
             }
         };
+        verdicts_same = same && reuse.is_some_and(|(t, _)| t.verdicts.get(i) == Some(&verdict));
+        if let Some(t) = tracing.as_deref_mut() {
+            t.verdicts.push(verdict.clone());
+        }
         match &verdict {
             Verdict::Accept => {
                 accepted_count += 1;

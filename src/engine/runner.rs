@@ -8,6 +8,7 @@ pub use super::summary::Summary;
 use super::valuation::EquityTracker;
 use super::venue::{CycleClock, wall_ms};
 use crate::domain::{Mode, Symbol};
+use crate::exchange::replay::ReplayFeed;
 use crate::ledger::Ledger;
 use crate::rules::convert::json_to_dynamic;
 use crate::rules::watcher::{ReloadOutcome, RuleWatcher, SharedRules, watch};
@@ -55,6 +56,9 @@ pub struct RunOptions {
     /// Over a replay venue only: commit this many cycles per SQLite transaction (backtests,
     /// which a crash only makes repeat). 0 or 1: every cycle is its own transaction.
     pub group_commits: u32,
+    /// Over a replay venue only: read the events from this feed, decoded once for several
+    /// runs of the same dataset (`rules diff`), instead of decoding them again.
+    pub replay_feed: Option<ReplayFeed>,
 }
 
 impl RunOptions {
@@ -72,6 +76,7 @@ impl RunOptions {
             shadow: None,
             shadow_mirrors_state: false,
             group_commits: 0,
+            replay_feed: None,
         }
     }
 }
@@ -151,7 +156,13 @@ impl Runner {
                 now
             }
         };
-        let venue = super::venue::open(&config, credentials, started_ms).await?;
+        let venue = super::venue::open(
+            &config,
+            credentials,
+            started_ms,
+            options.replay_feed.as_ref(),
+        )
+        .await?;
         // The ledger's baselines are fixed at the first start against this database: the quote
         // balance it starts from, and each base asset's holding that is not the bot's.
         let starting_cash = stored_baseline(

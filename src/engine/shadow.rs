@@ -1,8 +1,9 @@
 //! Shadow mode: a candidate rule set decides on the very inputs of every cycle, beside the active
 //! one. Its verdicts and mode are recorded as "would have" rows and never reach the exchange.
 
-use super::decide::{CycleInput, Decision, decide};
+use super::decide::{CycleInput, Decision, decide, decide_reusing};
 use super::plan::{Action, Gates, plan};
+use super::reuse::{ReusePlan, Trace};
 use crate::domain::{Symbol, SymbolSpec};
 use crate::rules::{RuleSet, Stage};
 use crate::store::{DecisionRecord, ShadowRecord};
@@ -65,12 +66,21 @@ impl Shadow {
         input: &CycleInput,
         specs: &BTreeMap<Symbol, SymbolSpec>,
         gates: Gates,
+        active: Option<(&RuleSet, &Trace)>,
     ) -> (ShadowRecord, [Dynamic; 4]) {
-        let mut shadow_input = input.clone();
-        if !self.mirror_state {
-            shadow_input.states = self.states.clone();
-        }
-        let decision = decide(&self.rules, &shadow_input);
+        let decision = match active {
+            // The active set's own state and calls: what the two share is copied.
+            Some((active, trace)) if self.mirror_state => {
+                let plan = ReusePlan::between(active, &self.rules);
+                decide_reusing(&self.rules, input, trace, &plan).0
+            }
+            _ if self.mirror_state => decide(&self.rules, input),
+            _ => {
+                let mut shadow_input = input.clone();
+                shadow_input.states = self.states.clone();
+                decide(&self.rules, &shadow_input)
+            }
+        };
         let actions = plan(
             input.cycle_id,
             &decision.judged,

@@ -1,7 +1,7 @@
 //! The cycle's IO shell: observe the exchange, bring orders and the ledger up to date, run the
 //! pure core (`decide`, `plan`), execute, and commit everything in one SQLite transaction.
 
-use super::decide::{CycleInput, CycleStats, Decision, decide};
+use super::decide::{CycleInput, CycleStats, Decision, decide, decide_traced};
 use super::plan::{Action, Gates, plan};
 use super::valuation::{EquityTracker, Valuation, value};
 use crate::domain::{
@@ -253,7 +253,13 @@ impl Shell {
             intents_override: None,
         };
         let decide_started = Instant::now();
-        let mut decision = decide(rules, &input);
+        // A shadow deciding from this cycle's very state reuses what it provably shares.
+        let (mut decision, trace) = if self.shadow.as_ref().is_some_and(|sh| sh.mirror_state) {
+            let (decision, trace) = decide_traced(rules, &input);
+            (decision, Some(trace))
+        } else {
+            (decide(rules, &input), None)
+        };
         if self.gates.kill_switch {
             // Recorded with the cycle, so `explain` and reports say why nothing traded.
             let reason = super::kill_switch::KILL_SWITCH_REASON.to_string();
@@ -340,11 +346,16 @@ impl Shell {
         let decisions = super::shadow::decision_records(rules, &decision, &actions, Action::label);
         let mut shadow_states = None;
         let shadow = self.shadow.as_ref().map(|sh| {
-            let (record, states) = sh.evaluate(&input, &self.specs, self.gates);
-            for (stage, state) in Stage::ALL.into_iter().zip(&states) {
-                let name = format!("{}{}", super::shadow::STATE_PREFIX, stage.name());
-                let json = dynamic_to_json(state, stage.name()).unwrap_or(serde_json::Value::Null);
-                script_states.push((name, json.to_string()));
+            let active = trace.as_ref().map(|t| (rules, t));
+            let (record, states) = sh.evaluate(&input, &self.specs, self.gates, active);
+            // A shadow that mirrors the active state never reads its own back.
+            if !sh.mirror_state {
+                for (stage, state) in Stage::ALL.into_iter().zip(&states) {
+                    let name = format!("{}{}", super::shadow::STATE_PREFIX, stage.name());
+                    let json =
+                        dynamic_to_json(state, stage.name()).unwrap_or(serde_json::Value::Null);
+                    script_states.push((name, json.to_string()));
+                }
             }
             shadow_states = Some(states);
             record

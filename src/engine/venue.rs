@@ -8,7 +8,7 @@ use crate::exchange::Exchange;
 use crate::exchange::btcturk::auth::Credentials;
 use crate::exchange::btcturk::client::{BtcturkConfig, BtcturkExchange};
 use crate::exchange::btcturk::feed::FeedConfig;
-use crate::exchange::replay::{ReplayConfig, ReplayExchange};
+use crate::exchange::replay::{ReplayConfig, ReplayExchange, ReplayFeed};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -89,6 +89,7 @@ pub async fn open(
     config: &Config,
     credentials: Option<Credentials>,
     fills_not_before_ms: i64,
+    feed: Option<&ReplayFeed>,
 ) -> Result<Venue, String> {
     let bot = &config.bot;
     match &bot.exchange {
@@ -96,15 +97,27 @@ pub async fn open(
             starting_balances, ..
         } => {
             let dataset = config.dataset.clone().ok_or("no dataset configured")?;
-            let mut replay = ReplayExchange::open(ReplayConfig {
-                dataset,
-                starting_balances: starting_balances
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect(),
-                maker_fee_bps: bot.fees.maker_bps,
-                taker_fee_bps: bot.fees.taker_bps,
-            })
+            let events = match feed {
+                Some(feed) => Some(feed.take_for(&dataset).ok_or_else(|| {
+                    format!(
+                        "{}: the shared replay feed decodes another dataset or was used already",
+                        dataset.display()
+                    )
+                })?),
+                None => None,
+            };
+            let mut replay = ReplayExchange::open_with(
+                ReplayConfig {
+                    dataset,
+                    starting_balances: starting_balances
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                    maker_fee_bps: bot.fees.maker_bps,
+                    taker_fee_bps: bot.fees.taker_bps,
+                },
+                events,
+            )
             .map_err(|e| e.to_string())?;
             let first_ts_ms = replay.first_ts_ms().ok_or("the dataset has no events")?;
             let specs = replay.symbol_specs().await.map_err(|e| e.to_string())?;

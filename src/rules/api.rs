@@ -183,40 +183,7 @@ pub struct CycleView {
     pub limits: ParamsView,
 }
 
-/// Read-only named values (`ctx.params`, `ctx.limits`, `ctx.stats`). Each key is a registered
-/// property, so reading one is a direct call and a misspelt key is an error, never `()`.
-#[derive(Debug, Clone, Default)]
-pub struct ParamsView(pub Arc<Map>);
-
-impl ParamsView {
-    pub fn new(map: Map) -> Self {
-        Self(Arc::new(map))
-    }
-    fn get(&self, key: &str) -> Fallible<Dynamic> {
-        self.0.get(key).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.0.keys().map(|k| k.as_str()).collect();
-            runtime_error(format!("unknown key `{key}` (known: {})", known.join(", ")))
-        })
-    }
-}
-
-/// Registers the `Params` type and one getter per key in `keys` (the union over every script's
-/// params, the limits and the stats; a getter errors when its view lacks the key).
-pub fn register_param_keys<'a>(engine: &mut Engine, keys: impl IntoIterator<Item = &'a str>) {
-    engine
-        .register_type_with_name::<ParamsView>("Params")
-        .register_indexer_get(|p: &mut ParamsView, key: &str| p.get(key))
-        .register_fn("contains", |p: &mut ParamsView, key: &str| {
-            p.0.contains_key(key)
-        })
-        .register_fn("keys", |p: &mut ParamsView| -> Array {
-            p.0.keys().map(|k| Dynamic::from(k.clone())).collect()
-        });
-    for key in keys {
-        let owned = key.to_string();
-        engine.register_get(key, move |p: &mut ParamsView| p.get(&owned));
-    }
-}
+pub use super::params_view::{ParamsView, register_param_keys};
 
 /// `ctx` as passed to every entry function.
 #[derive(Debug, Clone)]

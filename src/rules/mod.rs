@@ -7,6 +7,7 @@
 pub mod api;
 pub mod convert;
 pub mod outputs;
+pub mod params_view;
 pub mod ruleset;
 pub mod ruletests;
 pub mod sandbox;

@@ -3,6 +3,7 @@
 
 use super::api::{CycleView, ParamsView, STAT_KEYS, register_param_keys};
 use super::convert::param_to_dynamic;
+use super::params_view::KeyReads;
 use super::sandbox::{ScriptError, build_engine};
 use crate::config::{Config, ConfigErrors, Params};
 use crate::domain::Mode;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The four stages a rule pack scripts, with their fixed entry functions.
@@ -51,6 +53,10 @@ pub struct Script {
     pub source: String,
     pub ast: AST,
     pub params: ParamsView,
+    /// SHA-256 of the script's text: two sets share a stage's results only when it matches.
+    pub text_sha256: [u8; 32],
+    /// The text has a `catch`: an error it catches names the file, so the file matters too.
+    pub catches_errors: bool,
 }
 
 /// Why a RuleSet could not be built. The running bot keeps its last good set.
@@ -87,7 +93,11 @@ pub struct RuleSet {
     pub hash: String,
     pub timeout: Duration,
     pub degrade_on_error: Mode,
+    /// `ctx.limits`; it logs the keys scripts read into `limit_reads`.
     pub limits: ParamsView,
+    pub limit_reads: Arc<KeyReads>,
+    /// Every key with a registered getter (params, limits, stats).
+    pub registered_keys: BTreeSet<String>,
     /// risk.rhai defines the optional per-cycle `fn budget(ctx)`.
     pub has_budget: bool,
     /// strategy.rhai defines `fn on_quote(q)` (needed by `cycle.evaluate: per_quote`).
@@ -150,7 +160,8 @@ impl RuleSet {
             params_map(&config.strategy.params),
             params_map(&config.risk.params),
         ];
-        let limits: ParamsView = ParamsView::new(
+        let limit_reads = Arc::new(KeyReads::default());
+        let limits: ParamsView = ParamsView::logged(
             config
                 .risk
                 .limits
@@ -158,12 +169,14 @@ impl RuleSet {
                 .into_iter()
                 .map(|(k, v)| (k.into(), Dynamic::from_decimal(v)))
                 .collect(),
+            Arc::clone(&limit_reads),
         );
         let mut keys: BTreeSet<String> = STAT_KEYS.iter().map(|k| (*k).to_string()).collect();
         for view in params.iter().chain(std::iter::once(&limits)) {
             keys.extend(view.0.keys().map(ToString::to_string));
         }
-        register_param_keys(&mut engine, keys.iter().map(String::as_str));
+        let limit_keys: Vec<&str> = limits.0.keys().map(|k| k.as_str()).collect();
+        register_param_keys(&mut engine, keys.iter().map(String::as_str), &limit_keys);
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
         for ((stage, rel), params) in Stage::ALL.into_iter().zip(paths).zip(params) {
@@ -177,6 +190,8 @@ impl RuleSet {
                         source,
                         ast,
                         params,
+                        text_sha256: Sha256::digest(&bytes).into(),
+                        catches_errors: bytes.windows(5).any(|w| w == b"catch"),
                     });
                 }
                 Err(e) => errors.push(e),
@@ -208,11 +223,23 @@ impl RuleSet {
             hash,
             degrade_on_error,
             limits,
+            limit_reads,
+            registered_keys: keys,
         })
     }
 
     pub fn script(&self, stage: Stage) -> &Script {
         &self.scripts[stage as usize]
+    }
+
+    /// The params a stage's script sees as `ctx.params`, as configured.
+    pub fn stage_params(&self, stage: Stage) -> &Params {
+        match stage {
+            Stage::Anomaly => &self.config.rules.anomaly_params,
+            Stage::Degrade => &self.config.rules.degrade_params,
+            Stage::Strategy => &self.config.strategy.params,
+            Stage::Risk => &self.config.risk.params,
+        }
     }
 
     /// Fills the parts of a cycle view that come from the rule set itself.

@@ -217,6 +217,15 @@ pub fn run_dir_for(set: &RuleSet) -> Result<Vec<String>, String> {
 /// # Errors
 /// When a test file cannot be read or parsed (with file:line).
 pub fn run_all(set: &RuleSet) -> Result<Vec<CaseResult>, String> {
+    let specs = default_specs()?;
+    let mut results = Vec::new();
+    for file in test_files(set)? {
+        results.extend(run_file(set, &file, &specs)?);
+    }
+    Ok(results)
+}
+
+fn test_files(set: &RuleSet) -> Result<Vec<PathBuf>, String> {
     let Some(dir) = tests_dir(set) else {
         return Ok(Vec::new());
     };
@@ -227,12 +236,29 @@ pub fn run_all(set: &RuleSet) -> Result<Vec<CaseResult>, String> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Every case's input, named `file: case` (varied cycles for tests that compare two ways of
+/// deciding one input).
+///
+/// # Errors
+/// When a test file cannot be read or parsed, or a case's input is bad.
+pub fn case_inputs(set: &RuleSet) -> Result<Vec<(String, CycleInput)>, String> {
     let specs = default_specs()?;
-    let mut results = Vec::new();
-    for file in files {
-        results.extend(run_file(set, &file, &specs)?);
+    let mut inputs = Vec::new();
+    for file in test_files(set)? {
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{shown}: {e}"))?;
+        let parsed: TestFile =
+            serde_norway::from_str(&text).map_err(|e| format!("{shown}: {e}"))?;
+        for case in parsed.cases {
+            let input = build_input(&case.input, &specs)
+                .map_err(|e| format!("{shown}: {}: {e}", case.name))?;
+            inputs.push((format!("{shown}: {}", case.name), input));
+        }
     }
-    Ok(results)
+    Ok(inputs)
 }
 
 fn default_specs() -> Result<BTreeMap<Symbol, SymbolSpec>, String> {

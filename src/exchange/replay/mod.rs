@@ -26,7 +26,7 @@ pub use dataset::{
 };
 pub use import::{ImportSummary, QUOTES_HEADER, import_quotes};
 pub use matching::MatchingEngine;
-pub use prefetch::Prefetched;
+pub use prefetch::{Prefetched, ReplayFeed};
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
 pub(crate) use synth::{filter_exchange_info, write_atomic};
 pub use validate::Reject;
@@ -71,6 +71,18 @@ impl ReplayExchange {
     /// When the dataset cannot be opened, its first row is bad, or a starting balance or fee
     /// rate is negative (reported against the dataset directory).
     pub fn open(config: ReplayConfig) -> Result<Self, DatasetError> {
+        Self::open_with(config, None)
+    }
+
+    /// [`Self::open`], reading the events from `events` (a [`ReplayFeed`]'s stream of the same
+    /// dataset) instead of decoding them itself.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open_with(
+        config: ReplayConfig,
+        events: Option<Prefetched>,
+    ) -> Result<Self, DatasetError> {
         let dataset = open_dataset(&config.dataset)?;
         let engine = MatchingEngine::new(
             dataset.specs(),
@@ -79,7 +91,10 @@ impl ReplayExchange {
             config.taker_fee_bps,
         )
         .map_err(|m| DatasetError::new(&config.dataset, m))?;
-        let mut stream = Prefetched::start(dataset.events()?);
+        let mut stream = match events {
+            Some(events) => events,
+            None => Prefetched::start(dataset.events()?),
+        };
         let pending = stream.next().transpose()?;
         let first_ts_ms = pending.as_ref().map(|e| e.ts_ms);
         Ok(Self {

@@ -2,8 +2,10 @@
 //! instead of inside it. Events arrive in order, in batches through a bounded channel, so memory
 //! stays flat whatever the dataset's size.
 
-use super::dataset::{DatasetError, EventStream, ReplayEvent};
+use super::dataset::{DatasetError, EventStream, ReplayEvent, open_dataset};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// Events per batch: large enough that the channel costs nothing per event.
 const BATCH: usize = 1024;
@@ -20,6 +22,12 @@ pub enum Prefetched {
         current: std::vec::IntoIter<Item>,
     },
     Inline(EventStream),
+    /// One of several consumers of a single decoding thread (see [`ReplayFeed`]).
+    Shared {
+        rx: Receiver<Arc<Vec<Item>>>,
+        current: Arc<Vec<Item>>,
+        next: usize,
+    },
 }
 
 fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
@@ -38,6 +46,89 @@ fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
             return;
         }
     }
+}
+
+/// Decodes `stream` once and hands every batch to each consumer still listening; stops when
+/// the stream ends or every consumer is gone. A slow consumer holds the others back by at most
+/// `AHEAD` batches, so memory stays flat.
+fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>>>) {
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut failed = false;
+        for item in stream.by_ref() {
+            failed = item.is_err();
+            batch.push(item);
+            if failed || batch.len() == BATCH {
+                break;
+            }
+        }
+        let last = failed || batch.len() < BATCH;
+        if batch.is_empty() {
+            return;
+        }
+        let batch = Arc::new(batch);
+        txs.retain(|tx| tx.send(Arc::clone(&batch)).is_ok());
+        if txs.is_empty() || last {
+            return;
+        }
+    }
+}
+
+/// The events of one dataset, decoded once on one thread for several replays of it (`rules
+/// diff` replays the same data with two rule sets). Each replay takes its own stream; a feed
+/// only serves a replay of the dataset it was opened on.
+#[derive(Clone)]
+pub struct ReplayFeed {
+    dataset: PathBuf,
+    stream: Arc<Mutex<Option<Prefetched>>>,
+}
+
+impl std::fmt::Debug for ReplayFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReplayFeed({})", self.dataset.display())
+    }
+}
+
+impl ReplayFeed {
+    /// Opens `dataset` and starts one decoding thread feeding `consumers` streams.
+    ///
+    /// # Errors
+    /// When the dataset cannot be opened or its decoding thread cannot start.
+    pub fn open(dataset: &Path, consumers: usize) -> Result<Vec<ReplayFeed>, DatasetError> {
+        let stream = open_dataset(dataset)?.events()?;
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..consumers)
+            .map(|_| sync_channel::<Arc<Vec<Item>>>(AHEAD))
+            .unzip();
+        std::thread::Builder::new()
+            .name("replay-decode".into())
+            .spawn(move || decode_shared(stream, txs))
+            .map_err(|e| DatasetError::new(dataset, format!("cannot start decoding: {e}")))?;
+        let key = feed_key(dataset);
+        Ok(rxs
+            .into_iter()
+            .map(|rx| ReplayFeed {
+                dataset: key.clone(),
+                stream: Arc::new(Mutex::new(Some(Prefetched::Shared {
+                    rx,
+                    current: Arc::new(Vec::new()),
+                    next: 0,
+                }))),
+            })
+            .collect())
+    }
+
+    /// This feed's stream, for a replay of `dataset`; `None` when it was taken already or the
+    /// feed decodes another dataset.
+    pub fn take_for(&self, dataset: &Path) -> Option<Prefetched> {
+        if feed_key(dataset) != self.dataset {
+            return None;
+        }
+        self.stream.lock().ok()?.take()
+    }
+}
+
+fn feed_key(dataset: &Path) -> PathBuf {
+    std::fs::canonicalize(dataset).unwrap_or_else(|_| dataset.to_path_buf())
 }
 
 impl Prefetched {
@@ -79,6 +170,14 @@ impl Iterator for Prefetched {
                 }
                 *current = rx.recv().ok()?.into_iter();
             },
+            Prefetched::Shared { rx, current, next } => loop {
+                if let Some(item) = current.get(*next) {
+                    *next += 1;
+                    return Some(item.clone());
+                }
+                *current = rx.recv().ok()?;
+                *next = 0;
+            },
         }
     }
 }
@@ -98,5 +197,49 @@ mod tests {
             Prefetched::start(ds.events().unwrap_or_else(|e| panic!("{e}"))).collect();
         assert!(inline.len() > 2 * BATCH, "the sample spans several batches");
         assert_eq!(inline, ahead);
+    }
+
+    #[test]
+    fn a_shared_feed_gives_every_consumer_every_event_in_order() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/replay/sample");
+        let ds = open_dataset(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let inline: Vec<Item> = ds.events().unwrap_or_else(|e| panic!("{e}")).collect();
+        let feeds = ReplayFeed::open(&dir, 2).unwrap_or_else(|e| panic!("{e}"));
+        let other = dir.join("..").join("elsewhere");
+        assert!(
+            feeds[0].take_for(&other).is_none(),
+            "another dataset's replay"
+        );
+        let mut a = feeds[0]
+            .take_for(&dir)
+            .unwrap_or_else(|| panic!("first take"));
+        assert!(feeds[0].take_for(&dir).is_none(), "taken once");
+        let b = feeds[1]
+            .take_for(&dir)
+            .unwrap_or_else(|| panic!("second feed"));
+        // The consumers run on separate threads at their own pace.
+        let first: Vec<Item> = a.by_ref().take(10).collect();
+        let reader = std::thread::spawn(move || b.collect::<Vec<Item>>());
+        let mut all_a = first;
+        all_a.extend(a);
+        let all_b = reader.join().unwrap_or_else(|_| panic!("reader panicked"));
+        assert_eq!(all_a, inline);
+        assert_eq!(all_b, inline);
+    }
+
+    #[test]
+    fn a_shared_feed_serves_the_rest_when_one_consumer_leaves() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/replay/sample");
+        let total = open_dataset(&dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .events()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .count();
+        let feeds = ReplayFeed::open(&dir, 2).unwrap_or_else(|e| panic!("{e}"));
+        drop(feeds[0].take_for(&dir));
+        let b = feeds[1]
+            .take_for(&dir)
+            .unwrap_or_else(|| panic!("second feed"));
+        assert_eq!(b.count(), total);
     }
 }

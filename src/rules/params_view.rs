@@ -1,0 +1,167 @@
+//! `Params`: the read-only named values scripts see as `ctx.params`, `ctx.limits` and
+//! `ctx.stats`. A view can log which keys a script read, so that `rules diff` knows when a
+//! candidate's different limit could not have changed a call (see `engine::reuse`).
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// Which keys of a view were read since the last [`KeyReads::take`]: bit `i` is the view's
+/// `i`-th key in key order; bit 63 stands for "some key past the 63rd, or all of them".
+#[derive(Debug, Default)]
+pub struct KeyReads(AtomicU64);
+
+/// The bit standing for every key (a `keys()` listing, or a key past the 63rd).
+pub const ALL_KEYS: u64 = 1 << 63;
+
+impl KeyReads {
+    /// The keys read since the last call, and a fresh start.
+    pub fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+    fn mark(&self, bits: u64) {
+        self.0.fetch_or(bits, Ordering::Relaxed);
+    }
+}
+
+/// The bit of the key at `index` in a view's key order.
+pub fn key_bit(index: usize) -> u64 {
+    if index < 63 { 1 << index } else { ALL_KEYS }
+}
+
+/// Read-only named values. Each key is a registered property, so reading one is a direct call
+/// and a misspelt key is an error, never `()`.
+#[derive(Debug, Clone, Default)]
+pub struct ParamsView(pub Arc<Map>, pub Option<Arc<KeyReads>>);
+
+impl ParamsView {
+    pub fn new(map: Map) -> Self {
+        Self(Arc::new(map), None)
+    }
+    /// A view that logs the keys read into `reads`.
+    pub fn logged(map: Map, reads: Arc<KeyReads>) -> Self {
+        Self(Arc::new(map), Some(reads))
+    }
+    /// `key`, whose bit in this view's key order is `bit` when this view logs its reads.
+    fn get_logged(&self, key: &str, bit: u64) -> Fallible<Dynamic> {
+        if let Some(reads) = &self.1 {
+            reads.mark(bit);
+        }
+        self.lookup(key)
+    }
+    fn get(&self, key: &str) -> Fallible<Dynamic> {
+        if let Some(reads) = &self.1 {
+            let index = self.0.keys().position(|k| k.as_str() == key);
+            reads.mark(index.map_or(ALL_KEYS, key_bit));
+        }
+        self.lookup(key)
+    }
+    fn lookup(&self, key: &str) -> Fallible<Dynamic> {
+        self.0.get(key).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.0.keys().map(|k| k.as_str()).collect();
+            Box::new(EvalAltResult::ErrorRuntime(
+                format!("unknown key `{key}` (known: {})", known.join(", ")).into(),
+                Position::NONE,
+            ))
+        })
+    }
+    fn keys(&self) -> Array {
+        if let Some(reads) = &self.1 {
+            reads.mark(ALL_KEYS);
+        }
+        self.0.keys().map(|k| Dynamic::from(k.clone())).collect()
+    }
+}
+
+/// Registers the `Params` type and one getter per key in `keys` (the union over every script's
+/// params, the limits and the stats; a getter errors when its view lacks the key).
+/// `logged_keys` are the keys, in order, of the one view that logs its reads (the limits): a
+/// getter marks its key's bit there without looking it up.
+pub fn register_param_keys<'a>(
+    engine: &mut Engine,
+    keys: impl IntoIterator<Item = &'a str>,
+    logged_keys: &[&str],
+) {
+    engine
+        .register_type_with_name::<ParamsView>("Params")
+        .register_indexer_get(|p: &mut ParamsView, key: &str| p.get(key))
+        // Which keys exist is the same for every rule set (the limits are a fixed list; a
+        // params view is compared whole), so `contains` needs no logging.
+        .register_fn("contains", |p: &mut ParamsView, key: &str| {
+            p.0.contains_key(key)
+        })
+        .register_fn("keys", |p: &mut ParamsView| p.keys());
+    for key in keys {
+        let owned = key.to_string();
+        let bit = logged_keys
+            .iter()
+            .position(|k| *k == key)
+            .map_or(ALL_KEYS, key_bit);
+        engine.register_get(key, move |p: &mut ParamsView| p.get_logged(&owned, bit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine_with(view: &ParamsView) -> (Engine, rhai::Scope<'static>) {
+        let mut engine = Engine::new();
+        let keys: Vec<String> = view.0.keys().map(ToString::to_string).collect();
+        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        register_param_keys(&mut engine, names.iter().copied(), &names);
+        let mut scope = rhai::Scope::new();
+        scope.push("l", view.clone());
+        (engine, scope)
+    }
+
+    #[test]
+    fn a_logged_view_records_exactly_the_keys_read() {
+        let map: Map = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                (
+                    (*k).into(),
+                    Dynamic::from_int(i64::try_from(i).unwrap_or(0)),
+                )
+            })
+            .collect();
+        let reads = Arc::new(KeyReads::default());
+        let view = ParamsView::logged(map, Arc::clone(&reads));
+        let (engine, mut scope) = engine_with(&view);
+        let run = |scope: &mut rhai::Scope, script: &str| {
+            let _value = engine
+                .eval_with_scope::<Dynamic>(scope, script)
+                .unwrap_or_else(|e| panic!("{script}: {e}"));
+        };
+        run(&mut scope, "l.c");
+        assert_eq!(reads.take(), 0b100);
+        assert_eq!(reads.take(), 0, "take starts afresh");
+        run(&mut scope, "l[\"a\"] + l.c");
+        assert_eq!(reads.take(), 0b101);
+        run(&mut scope, "l.contains(\"b\")");
+        assert_eq!(reads.take(), 0);
+        run(&mut scope, "l.keys()");
+        assert_eq!(reads.take(), ALL_KEYS);
+        assert!(
+            engine
+                .eval_with_scope::<Dynamic>(&mut scope, "l[\"zz\"]")
+                .is_err()
+        );
+        assert_eq!(reads.take(), ALL_KEYS, "an unknown key counts as every key");
+    }
+
+    #[test]
+    fn an_unlogged_view_reads_the_same() {
+        let map: Map = [("x".into(), Dynamic::from_int(7))].into_iter().collect();
+        let view = ParamsView::new(map);
+        let (engine, mut scope) = engine_with(&view);
+        let x = engine
+            .eval_with_scope::<i64>(&mut scope, "l.x + l[\"x\"]")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(x, 14);
+    }
+}
