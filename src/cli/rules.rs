@@ -112,8 +112,24 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         super::backtest::open(&base_db)?,
         super::backtest::open(&cand_db)?,
     );
-    let mut d = crate::report::diff_runs(&a, &b).map_err(|e| e.to_string())?;
-    d.same_inputs = crate::report::shadow_summary(&a).map_err(|e| e.to_string())?;
+    // The comparison and each run's own report read the two databases at once.
+    let d = std::thread::scope(|s| -> Result<crate::report::DiffReport, String> {
+        let base_side = s.spawn(|| -> Result<_, String> {
+            let a = super::backtest::open(&base_db)?;
+            let report = crate::report::run_report(&a).map_err(|e| e.to_string())?;
+            let same_inputs = crate::report::shadow_summary(&a).map_err(|e| e.to_string())?;
+            Ok((report, same_inputs))
+        });
+        let cand_side = s.spawn(|| -> Result<_, String> {
+            let b = super::backtest::open(&cand_db)?;
+            crate::report::run_report(&b).map_err(|e| e.to_string())
+        });
+        let mut d = crate::report::compare_runs(&a, &b).map_err(|e| e.to_string())?;
+        let joined = |what: &str| format!("reading the {what} run's report panicked");
+        (d.base, d.same_inputs) = base_side.join().map_err(|_| joined("base"))??;
+        d.candidate = cand_side.join().map_err(|_| joined("candidate"))??;
+        Ok(d)
+    })?;
     if args.format == "json" {
         println!("{}", crate::report::diff_json(&d));
     } else {

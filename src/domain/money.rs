@@ -15,7 +15,8 @@ impl Price {
     /// # Errors
     /// When `value` is zero or negative.
     pub fn new(value: Decimal) -> Result<Self, String> {
-        if value > Decimal::ZERO {
+        // Sign tests, not comparisons: replays construct millions of these.
+        if value.is_sign_positive() && !value.is_zero() {
             Ok(Self(value))
         } else {
             Err(format!("price must be > 0, got {value}"))
@@ -55,7 +56,7 @@ impl Qty {
     /// # Errors
     /// When `value` is negative.
     pub fn new(value: Decimal) -> Result<Self, String> {
-        if value >= Decimal::ZERO {
+        if value.is_sign_positive() || value.is_zero() {
             Ok(Self(value))
         } else {
             Err(format!("quantity must be >= 0, got {value}"))
@@ -88,10 +89,10 @@ impl fmt::Display for Qty {
 /// # Errors
 /// When the text is not a number.
 pub fn decimal_from_str(text: &str) -> Result<Decimal, String> {
-    let t = text.trim();
-    if let Some(d) = plain_decimal(t.as_bytes()) {
+    if let Some(d) = plain_decimal(text.as_bytes()) {
         return Ok(d);
     }
+    let t = text.trim();
     let owned;
     let t = if t.contains(',') && !t.contains('.') {
         owned = t.replace(',', ".");

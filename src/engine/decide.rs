@@ -7,7 +7,7 @@ use super::view::{anomalies_to_dynamic, build_view};
 use crate::domain::{
     Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
 };
-use crate::rules::api::{Ctx, IntentView};
+use crate::rules::api::{Ctx, CycleView, IntentView};
 use crate::rules::outputs::{parse_anomalies, parse_intents, parse_mode, parse_verdict};
 use crate::rules::sandbox::{CallCost, ScriptError, call};
 use crate::rules::{RuleSet, Stage};
@@ -217,7 +217,8 @@ fn decide_with(
         None => (None, None),
     };
     let mut copied = copied;
-    let view = Arc::new(build_view(rules, input));
+    // Built when a script first runs: a shadow that copies every call never needs it.
+    let view: std::cell::OnceCell<Arc<CycleView>> = std::cell::OnceCell::new();
     let mut states = input.states.clone();
     let mut costs = [CallCost::default(); 4];
     // Per stage: is its state still the active set's (a shadow's call that ran itself may have
@@ -225,7 +226,7 @@ fn decide_with(
     let mut state_same = [true; 4];
     let tracing_on = tracing.is_some();
     let ctx = |stage: Stage, mode: Mode| Ctx {
-        view: Arc::clone(&view),
+        view: Arc::clone(view.get_or_init(|| Arc::new(build_view(rules, input)))),
         params: rules.script(stage).params.clone(),
         mode: mode.as_str().into(),
         accepted_count: 0,
@@ -235,7 +236,7 @@ fn decide_with(
     let mut run_entry = |stage: Stage,
                          entry: &str,
                          state: &mut Dynamic,
-                         args: Vec<Dynamic>,
+                         args: &dyn Fn() -> Vec<Dynamic>,
                          reusable: Option<(&ReusePlan, Option<&TracedCall>, bool)>|
      -> ((Result<Dynamic, ScriptError>, CallCost), Option<TracedCall>) {
         if let Some((plan, traced, inputs_same)) = reusable
@@ -260,7 +261,7 @@ fn decide_with(
             &script.source,
             entry,
             state,
-            args,
+            args(),
             rules.timeout,
         );
         // Rhai does not enforce max_map_size on `m[k] = v`, so the state that persists is
@@ -295,7 +296,7 @@ fn decide_with(
         Stage::Anomaly,
         Stage::Anomaly.entry().0,
         &mut states[Stage::Anomaly as usize],
-        vec![Dynamic::from(ctx(Stage::Anomaly, input.engine_mode))],
+        &|| vec![Dynamic::from(ctx(Stage::Anomaly, input.engine_mode))],
         traced_of(|t| t.anomaly.as_ref(), true),
     );
     if let Some(t) = tracing.as_deref_mut() {
@@ -314,10 +315,12 @@ fn decide_with(
         Stage::Degrade,
         Stage::Degrade.entry().0,
         &mut states[Stage::Degrade as usize],
-        vec![
-            anomalies_to_dynamic(&anomalies),
-            Dynamic::from(ctx(Stage::Degrade, input.engine_mode)),
-        ],
+        &|| {
+            vec![
+                anomalies_to_dynamic(&anomalies),
+                Dynamic::from(ctx(Stage::Degrade, input.engine_mode)),
+            ]
+        },
         traced_of(|t| t.degrade.as_ref(), same),
     );
     if let Some(t) = tracing.as_deref_mut() {
@@ -346,7 +349,7 @@ fn decide_with(
             Stage::Risk,
             crate::rules::ruleset::BUDGET_ENTRY,
             &mut states[Stage::Risk as usize],
-            vec![Dynamic::from(ctx(Stage::Risk, mode))],
+            &|| vec![Dynamic::from(ctx(Stage::Risk, mode))],
             traced_of(|t| t.budget.as_ref(), same),
         );
         if let Some(t) = tracing.as_deref_mut() {
@@ -385,7 +388,7 @@ fn decide_with(
             Stage::Strategy,
             Stage::Strategy.entry().0,
             &mut states[Stage::Strategy as usize],
-            vec![Dynamic::from(ctx(Stage::Strategy, mode))],
+            &|| vec![Dynamic::from(ctx(Stage::Strategy, mode))],
             traced_of(|t| t.strategy.as_ref(), mode_same),
         );
         if let Some(t) = tracing.as_deref_mut() {
@@ -412,22 +415,25 @@ fn decide_with(
     // The arguments match the active call's while the intents and every earlier verdict do.
     let mut verdicts_same = mode_same;
     for (i, intent) in intents.into_iter().enumerate() {
-        let mut risk_ctx = ctx(Stage::Risk, mode);
-        risk_ctx.accepted_count = accepted_count;
-        risk_ctx.accepted_notional = accepted_notional;
-        let intent_view = IntentView {
-            symbol: intent.symbol.as_str().into(),
-            side: intent.side.as_str().into(),
-            price: intent.price.value(),
-            qty: intent.qty.value(),
-            tag: intent.tag.as_str().into(),
+        let args = || {
+            let mut risk_ctx = ctx(Stage::Risk, mode);
+            risk_ctx.accepted_count = accepted_count;
+            risk_ctx.accepted_notional = accepted_notional;
+            let intent_view = IntentView {
+                symbol: intent.symbol.as_str().into(),
+                side: intent.side.as_str().into(),
+                price: intent.price.value(),
+                qty: intent.qty.value(),
+                tag: intent.tag.as_str().into(),
+            };
+            vec![Dynamic::from(intent_view), Dynamic::from(risk_ctx)]
         };
         let same = verdicts_same && reuse.is_some_and(|(t, _)| t.intents.get(i) == Some(&intent));
         let ((result, cost), traced) = run_entry(
             Stage::Risk,
             Stage::Risk.entry().0,
             &mut states[Stage::Risk as usize],
-            vec![Dynamic::from(intent_view), Dynamic::from(risk_ctx)],
+            &args,
             reuse.map(|(t, plan)| (plan, t.risk.get(i), same)),
         );
         if let (Some(t), Some(traced)) = (tracing.as_deref_mut(), traced) {

@@ -2,7 +2,7 @@
 //! changed (with both reason codes), mode changes, orders and fills added or removed, and the
 //! PnL, drawdown and exposure deltas.
 
-use super::run::{RunReport, run_report};
+use super::run::RunReport;
 use super::{VerdictDiff, compare_verdicts};
 use crate::store::{Store, StoreError};
 use rust_decimal::Decimal;
@@ -56,11 +56,12 @@ fn set_difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> usize {
     a.difference(b).count()
 }
 
-/// Compares the base run's database with the candidate's.
+/// Compares the base run's database with the candidate's: everything but each run's own
+/// report (`base`, `candidate`: `run_report` of each, which the caller reads beside it).
 ///
 /// # Errors
 /// A database that cannot be read.
-pub fn diff_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreError> {
+pub fn compare_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreError> {
     let (ca, cb) = (base.cycles()?, candidate.cycles()?);
     let mut d = DiffReport {
         base_hash: ca.first().map(|c| c.rule_hash.clone()).unwrap_or_default(),
@@ -117,8 +118,6 @@ pub fn diff_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreErr
     let (fa, fb) = (fill_keys(base)?, fill_keys(candidate)?);
     d.fills_removed = set_difference(&fa, &fb);
     d.fills_added = set_difference(&fb, &fa);
-    d.base = run_report(base)?;
-    d.candidate = run_report(candidate)?;
     Ok(d)
 }
 

@@ -10,7 +10,7 @@ mod explain;
 mod html;
 mod parity;
 mod run;
-pub use diff::{DiffReport, diff_json, diff_runs, diff_text};
+pub use diff::{DiffReport, compare_runs, diff_json, diff_text};
 pub use explain::explain;
 pub use html::html_report;
 pub use parity::{Parity, parity};
