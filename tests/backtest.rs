@@ -335,6 +335,38 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     let report: serde_json::Value = serde_json::from_str(&text(&o)).unwrap();
     let tightened = &report["same_inputs"]["tightened"];
     assert_eq!(report["same_inputs"]["loosened"], serde_json::json!({}));
+    // Without --keep the runs skip what only explain, parity and a restart read; the report
+    // is the same. What --keep kept is whole.
+    let thrown = btcbot(&[
+        "rules",
+        "diff",
+        "--config",
+        base.config.to_str().unwrap(),
+        "--candidate",
+        tight.config.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(thrown.status.success(), "{}", text(&thrown));
+    let thrown: serde_json::Value = serde_json::from_str(&text(&thrown)).unwrap();
+    assert_eq!(thrown, report, "the same report with and without --keep");
+    for db in ["base.db", "candidate.db"] {
+        let kept = btcbot::store::Store::open_read_only(&keep.join(db)).unwrap();
+        let cycles = kept.cycles().unwrap();
+        assert!(!cycles.is_empty());
+        assert!(cycles.iter().all(|c| c.fingerprint.len() == 32), "{db}");
+        let explain = btcbot(&[
+            "explain",
+            "--db",
+            keep.join(db).to_str().unwrap(),
+            "--cycle",
+            &cycles[cycles.len() / 2].cycle_id.to_string(),
+        ]);
+        assert!(explain.status.success(), "{db}: {}", text(&explain));
+        let shown = text(&explain);
+        assert!(shown.contains("inputs:"), "{db}: {shown}");
+        assert!(!shown.contains("not recorded"), "{db}: {shown}");
+    }
 
     // Independently: the base run's accepted buys that a 2,000 TRY position limit refuses,
     // i.e. position notional (qty × the cycle's mark) + the intent's notional > 2,000.

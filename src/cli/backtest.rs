@@ -197,6 +197,7 @@ pub(crate) fn run_quiet(
     out: PathBuf,
     shadow: Option<PathBuf>,
     replay_feed: Option<crate::exchange::replay::ReplayFeed>,
+    throwaway_db: bool,
 ) -> Result<(), String> {
     let options = RunOptions {
         pacing: Some(Pacing::Max),
@@ -206,6 +207,7 @@ pub(crate) fn run_quiet(
         shadow,
         group_commits: GROUP_COMMITS,
         replay_feed,
+        throwaway_db,
         ..RunOptions::new(config)
     };
     let rt = super::runtime()?;

@@ -75,6 +75,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
     // candidate as its shadow, so verdicts are also compared on identical inputs.
     let candidate_dir = std::path::absolute(&args.candidate)
         .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
+    // Without --keep nobody explains, compares or restarts these runs: they skip those records.
+    let throwaway = args.keep.is_none();
     // Both replay the same data: the events are decoded once, for both.
     let dataset = match args.dataset.clone() {
         Some(d) => d,
@@ -94,7 +96,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
             Some(candidate_dir.clone()),
             feeds.next(),
         );
-        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s, f))
+        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s, f, throwaway))
     };
     let cand_result = super::backtest::run_quiet(
         args.candidate.clone(),
@@ -102,6 +104,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         cand_db.clone(),
         None,
         feeds.next(),
+        throwaway,
     );
     let base_result = base
         .join()

@@ -59,6 +59,10 @@ pub struct RunOptions {
     /// Over a replay venue only: read the events from this feed, decoded once for several
     /// runs of the same dataset (`rules diff`), instead of decoding them again.
     pub replay_feed: Option<ReplayFeed>,
+    /// The database is thrown away after the run is read (`rules diff` without `--keep`): its
+    /// cycles skip what only explain, parity and a restart read (inputs, fingerprints, script
+    /// state). Everything a report or a diff reads is written as always.
+    pub throwaway_db: bool,
 }
 
 impl RunOptions {
@@ -77,6 +81,7 @@ impl RunOptions {
             shadow_mirrors_state: false,
             group_commits: 0,
             replay_feed: None,
+            throwaway_db: false,
         }
     }
 }
@@ -287,6 +292,7 @@ impl Runner {
             wall_clock: venue.clock == CycleClock::Wall,
             shadow,
             kill_cancel_all: kill_switch.cancel_all,
+            throwaway_db: options.throwaway_db,
         };
         let mut shell = shell;
         let first_ts = match venue.clock {

@@ -45,6 +45,8 @@ pub struct Shell {
     pub shadow: Option<super::shadow::Shadow>,
     /// While the kill switch is on, cancel every open order (bot.yaml `kill_switch.cancel_all`).
     pub kill_cancel_all: bool,
+    /// See `RunOptions::throwaway_db`.
+    pub throwaway_db: bool,
 }
 
 /// What a cycle accumulates before its commit.
@@ -335,7 +337,7 @@ impl Shell {
 
         // commit: one transaction
         let mut script_states = Vec::new();
-        for stage in Stage::ALL {
+        for stage in Stage::ALL.into_iter().filter(|_| !self.throwaway_db) {
             let json = dynamic_to_json(&decision.states[stage as usize], stage.name())
                 .unwrap_or_else(|e| {
                     tracing::warn!("{} state not storable: {e}", stage.name());
@@ -360,10 +362,14 @@ impl Shell {
             shadow_states = Some(states);
             record
         });
-        let inputs = inputs_record(&input);
+        let inputs = (!self.throwaway_db).then(|| inputs_record(&input));
         let valuation = value(&input.portfolio, &input.markets);
         let snapshot = snapshot_of(cycle_id, now_ms, &input, &valuation);
-        let fingerprint = fingerprint(&input, &decision, &actions);
+        let fingerprint = if self.throwaway_db {
+            String::new()
+        } else {
+            fingerprint(&input, &decision, &actions)
+        };
         let record = CycleRecord {
             cycle_id,
             market_ts_ms: now_ms,
@@ -379,7 +385,7 @@ impl Shell {
             equity: valuation.equity,
             snapshot: Some(snapshot),
             shadow,
-            inputs: Some(inputs),
+            inputs,
             realized_pnl: self.ledger.realized_pnl,
             fees: self.ledger.fees,
             intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
