@@ -2,7 +2,7 @@
 //! database: time arrives in `CycleInput::now_ms`. Scripts run here, inside the sandbox, and every
 //! script failure fails closed (see docs/RULES.md, "Failure").
 
-use super::reuse::{ReusePlan, Trace, TracedCall};
+use super::reuse::{ReusePlan, Trace, TracedCall, holds_engine_value, same_intent, same_verdict};
 use super::view::{anomalies_to_dynamic, build_view};
 use crate::domain::{
     Anomaly, Intent, MarketSnapshot, Mode, Order, Severity, Symbol, SymbolSpec, Verdict,
@@ -276,7 +276,14 @@ fn decide_with(
                 });
             }
         }
+        // A state holding an engine value (`this.l = ctx.limits`) lets a later call read these
+        // limits unlogged: such a call counts as having read every limit.
         let limits_read = rules.limit_reads.take();
+        let limits_read = if tracing_on && holds_engine_value(state) {
+            crate::rules::params_view::ALL_KEYS
+        } else {
+            limits_read
+        };
         let traced = tracing_on.then(|| TracedCall {
             result: result.as_ref().ok().cloned(),
             state_after: state.clone(),
@@ -428,7 +435,9 @@ fn decide_with(
             };
             vec![Dynamic::from(intent_view), Dynamic::from(risk_ctx)]
         };
-        let same = verdicts_same && reuse.is_some_and(|(t, _)| t.intents.get(i) == Some(&intent));
+        let same = verdicts_same
+            && reuse
+                .is_some_and(|(t, _)| t.intents.get(i).is_some_and(|a| same_intent(a, &intent)));
         let ((result, cost), traced) = run_entry(
             Stage::Risk,
             Stage::Risk.entry().0,
@@ -453,7 +462,9 @@ fn decide_with(
                 }
             }
         };
-        verdicts_same = same && reuse.is_some_and(|(t, _)| t.verdicts.get(i) == Some(&verdict));
+        verdicts_same = same
+            && reuse
+                .is_some_and(|(t, _)| t.verdicts.get(i).is_some_and(|v| same_verdict(v, &verdict)));
         if let Some(t) = tracing.as_deref_mut() {
             t.verdicts.push(verdict.clone());
         }

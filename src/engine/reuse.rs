@@ -41,6 +41,41 @@ pub struct Trace {
     pub verdicts: Vec<Verdict>,
 }
 
+/// Equal as a script sees them: decimals equal in value and in written scale (`0.10` is not
+/// `0.1` to `to_string()` or to the scale of what is computed from it).
+pub fn same_intent(a: &Intent, b: &Intent) -> bool {
+    a == b
+        && a.price.value().scale() == b.price.value().scale()
+        && a.qty.value().scale() == b.qty.value().scale()
+}
+
+/// [`same_intent`] for verdicts: a resize's quantity in value and scale.
+pub fn same_verdict(a: &Verdict, b: &Verdict) -> bool {
+    match (a, b) {
+        (Verdict::Resize { qty: x }, Verdict::Resize { qty: y }) => {
+            x == y && x.value().scale() == y.value().scale()
+        }
+        _ => a == b,
+    }
+}
+
+/// Whether `value` holds anything but plain data (maps, arrays, strings, numbers, booleans):
+/// a registered engine value such as `ctx` or `ctx.limits` kept in a script's state.
+pub fn holds_engine_value(value: &Dynamic) -> bool {
+    if let Some(map) = value.read_lock::<rhai::Map>() {
+        return map.values().any(holds_engine_value);
+    }
+    if let Some(array) = value.read_lock::<rhai::Array>() {
+        return array.iter().any(holds_engine_value);
+    }
+    !(value.is_unit()
+        || value.is_bool()
+        || value.is_int()
+        || value.is_decimal()
+        || value.is_string()
+        || value.is_char())
+}
+
 /// Which of the candidate's stages are the active set's, and which limits differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReusePlan {
@@ -267,5 +302,105 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A script may keep `ctx.limits` in its state and read it in a later call: a copied
+    /// state must not hand the candidate the base's limits.
+    #[test]
+    fn a_state_that_keeps_the_limits_is_never_copied_into_a_candidate_with_other_limits() {
+        let kept = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        copy_rules(kept.path());
+        let risk = kept.path().join("risk.rhai");
+        let text = std::fs::read_to_string(&risk).unwrap_or_else(|e| panic!("{e}"));
+        let edited = text
+            .replace(
+                "fn budget(ctx) {\n",
+                "fn budget(ctx) {\n    this.l = ctx.limits;\n",
+            )
+            .replace(
+                "min(l.max_order_notional, remaining_cap)",
+                "min(this.l.max_order_notional, remaining_cap)",
+            );
+        assert!(
+            edited.contains("this.l = ctx.limits;"),
+            "budget keeps the limits"
+        );
+        assert!(
+            edited.contains("this.l.max_order_notional"),
+            "risk reads them back"
+        );
+        std::fs::write(&risk, edited).unwrap_or_else(|e| panic!("{e}"));
+        let (base_dir, cand_dir) = (
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+        );
+        let base = variant(base_dir.path(), kept.path(), &|_, t| t);
+        let candidate = variant(cand_dir.path(), kept.path(), &|name: &str, t: String| {
+            if name == "risk.yaml" {
+                t.replace("max_order_notional: 3000", "max_order_notional: 400")
+            } else {
+                t
+            }
+        });
+        let plan = ReusePlan::between(&base, &candidate);
+        assert_eq!(plan.same_stage, [true; 4]);
+        let inputs = crate::rules::ruletests::case_inputs(
+            &crate::rules::RuleSet::compile(&root().join("configs/default"))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut differs = 0;
+        for (name, input) in &inputs {
+            let (active, trace) = decide_traced(&base, input);
+            let (shared, _) = decide_reusing(&candidate, input, &trace, &plan);
+            let alone = decide(&candidate, input);
+            assert_eq!(outcome(&shared), outcome(&alone), "{name}");
+            differs += usize::from(outcome(&alone) != outcome(&active));
+        }
+        assert!(differs > 0, "the kept limit never mattered");
+    }
+
+    #[test]
+    fn plain_data_holds_no_engine_value_and_a_kept_view_does() {
+        let mut map = rhai::Map::new();
+        map.insert(
+            "x".into(),
+            Dynamic::from_decimal(rust_decimal::Decimal::ONE),
+        );
+        map.insert("s".into(), Dynamic::from("text".to_string()));
+        map.insert(
+            "a".into(),
+            Dynamic::from_array(vec![Dynamic::from_int(1), Dynamic::UNIT]),
+        );
+        let plain = Dynamic::from_map(map.clone());
+        assert!(!holds_engine_value(&plain));
+        map.insert(
+            "l".into(),
+            Dynamic::from(crate::rules::api::ParamsView::default()),
+        );
+        assert!(holds_engine_value(&Dynamic::from_map(map)));
+    }
+
+    #[test]
+    fn intents_and_resizes_are_the_same_only_at_the_same_scale() {
+        use crate::domain::{Intent, Price, Qty, Side, Symbol};
+        use rust_decimal::Decimal;
+        let intent = |qty: Decimal| Intent {
+            symbol: Symbol::new("BTCTRY").unwrap_or_else(|e| panic!("{e}")),
+            side: Side::Buy,
+            price: Price::new(Decimal::new(100, 0)).unwrap_or_else(|e| panic!("{e}")),
+            qty: Qty::new(qty).unwrap_or_else(|e| panic!("{e}")),
+            tag: "t".into(),
+        };
+        let (tenth, tenth2) = (Decimal::new(1, 1), Decimal::new(10, 2));
+        assert_eq!(intent(tenth), intent(tenth2), "equal in value");
+        assert!(same_intent(&intent(tenth), &intent(tenth)));
+        assert!(!same_intent(&intent(tenth), &intent(tenth2)));
+        let resize = |q| Verdict::Resize {
+            qty: Qty::new(q).unwrap_or_else(|e| panic!("{e}")),
+        };
+        assert!(same_verdict(&resize(tenth), &resize(tenth)));
+        assert!(!same_verdict(&resize(tenth), &resize(tenth2)));
+        assert!(same_verdict(&Verdict::Accept, &Verdict::Accept));
     }
 }

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// Which keys of a view were read since the last [`KeyReads::take`]: bit `i` is the view's
-/// `i`-th key in key order; bit 63 stands for "some key past the 63rd, or all of them".
+/// `i`-th key in key order; a key past the 63rd, or a `keys()` listing, sets every bit.
 #[derive(Debug, Default)]
 pub struct KeyReads(AtomicU64);
 
-/// The bit standing for every key (a `keys()` listing, or a key past the 63rd).
-pub const ALL_KEYS: u64 = 1 << 63;
+/// Every key: what a `keys()` listing, an unknown key or a key past the 63rd marks, so it
+/// overlaps any set of differing keys.
+pub const ALL_KEYS: u64 = u64::MAX;
 
 impl KeyReads {
     /// The keys read since the last call, and a fresh start.

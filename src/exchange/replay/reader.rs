@@ -105,7 +105,7 @@ pub(crate) fn field<'r>(rec: &'r StringRecord, idx: usize, name: &str) -> Result
 /// `text` without surrounding whitespace; the usual field has none, and saying so from its
 /// first and last bytes is cheaper than a trim over millions of fields.
 fn trimmed(text: &str) -> &str {
-    let untrimmed = |b: u8| b.is_ascii() && !b.is_ascii_whitespace();
+    let untrimmed = |b: u8| b.is_ascii_graphic();
     match text.as_bytes() {
         [] => text,
         [first, .., last] | [first @ last] if untrimmed(*first) && untrimmed(*last) => text,
