@@ -440,6 +440,11 @@ fn the_bench_command_runs_end_to_end_on_a_small_size() {
     assert!(out.contains("4000 quotes,      20 cycles"), "{out}");
     assert!(out.contains("peak RSS") && out.contains(" MB"), "{out}");
     assert!(out.contains("per-cycle rate at 10x the run"), "{out}");
+    assert!(
+        out.contains("rules diff (candidate: max_position_notional 5000 -> 2000):")
+            && out.contains("x the backtest above"),
+        "{out}"
+    );
 }
 
 #[test]

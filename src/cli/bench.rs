@@ -2,7 +2,8 @@
 //! USDTTRY (random walk on each tick grid, 1–3 tick spreads) as a quotes CSV, imports it, then
 //! backtests it at cycle level (rules once per cycle of market time, book updates in Rust
 //! between cycles) in a child process, printing events/s and peak RSS; then the same at a tenth
-//! of the size, so the rate can be compared as the run grows.
+//! of the size, so the rate can be compared as the run grows; then `rules diff` against a
+//! tightened candidate over the full size, as a multiple of the backtest's time.
 
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -106,6 +107,97 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
     })
 }
 
+/// `yaml[key]` for a mapping, created when missing.
+fn entry<'v>(yaml: &'v mut serde_norway::Value, key: &str) -> Option<&'v mut serde_norway::Value> {
+    let map = yaml.as_mapping_mut()?;
+    Some(
+        map.entry(serde_norway::Value::String(key.into()))
+            .or_insert(serde_norway::Value::Null),
+    )
+}
+
+/// A candidate for `rules diff`: `config` with `max_position_notional` at 40% (5,000 → 2,000
+/// TRY for the default), its paths made absolute so it works from `dir`, and no rule tests (the
+/// pack's tests pin the default limits). Returns its directory and what it changed.
+fn tightened_candidate(config: &Path, dir: &Path) -> Result<(PathBuf, String), String> {
+    let candidate = dir.join("candidate");
+    std::fs::create_dir_all(&candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
+    let config = std::path::absolute(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let read = |name: &str| -> Result<serde_norway::Value, String> {
+        let path = config.join(name);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let write = |name: &str, yaml: &serde_norway::Value| -> Result<(), String> {
+        let text = serde_norway::to_string(yaml).map_err(|e| format!("{name}: {e}"))?;
+        std::fs::write(candidate.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    let absolute = |value: &mut serde_norway::Value| {
+        if let Some(rel) = value.as_str() {
+            *value = serde_norway::Value::String(config.join(rel).display().to_string());
+        }
+    };
+    let mut rules = read("rules.yaml")?;
+    if let Some(d) = entry(&mut rules, "dir") {
+        absolute(d);
+    }
+    if let Some(t) = entry(&mut rules, "tests") {
+        *t = serde_norway::Value::String("none (the bench candidate runs no rule tests)".into());
+    }
+    write("rules.yaml", &rules)?;
+    let mut bot = read("bot.yaml")?;
+    if let Some(d) = entry(&mut bot, "exchange").and_then(|x| entry(x, "dataset")) {
+        absolute(d);
+    }
+    write("bot.yaml", &bot)?;
+    let mut risk = read("risk.yaml")?;
+    let limit = entry(&mut risk, "limits")
+        .and_then(|l| entry(l, "max_position_notional"))
+        .ok_or("risk.yaml: no limits mapping")?;
+    let before = match limit {
+        serde_norway::Value::Number(n) => n.to_string(),
+        serde_norway::Value::String(s) => s.clone(),
+        _ => return Err("risk.yaml: limits.max_position_notional is not a number".into()),
+    };
+    let value = crate::domain::decimal_from_str(&before)?;
+    let after = (value * rust_decimal::Decimal::new(4, 1))
+        .normalize()
+        .to_string();
+    *limit = serde_norway::Value::String(after.clone());
+    write("risk.yaml", &risk)?;
+    write("strategy.yaml", &read("strategy.yaml")?)?;
+    Ok((
+        candidate,
+        format!("max_position_notional {before} -> {after}"),
+    ))
+}
+
+/// Times `btcbot rules diff` of `config` against a tightened candidate over the dataset of
+/// `quotes` quotes (in a child process, like the backtests).
+fn rules_diff_leg(config: &Path, dir: &Path, quotes: u64) -> Result<(f64, String), String> {
+    let (candidate, limits) = tightened_candidate(config, dir)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let t = Instant::now();
+    let out = Command::new(exe)
+        .args(["rules", "diff", "--config"])
+        .arg(config)
+        .arg("--candidate")
+        .arg(&candidate)
+        .arg("--dataset")
+        .arg(dir.join(format!("dataset-{quotes}")))
+        .output()
+        .map_err(|e| format!("cannot run rules diff: {e}"))?;
+    let elapsed = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "rules diff failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((elapsed, limits))
+}
+
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let tmp = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let dir = match &args.dir {
@@ -143,6 +235,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         println!(
             "per-cycle rate at 10x the run: {:.0}% of the short run's (within 20% is the target)",
             big / small * 100.0
+        );
+    }
+    if let Some((full, _)) = legs.last() {
+        let (diff_s, limits) = rules_diff_leg(&args.config, &dir, full.quotes)?;
+        println!(
+            "rules diff (candidate: {limits}): {:>9} quotes: {diff_s:.2} s = {:.2}x the \
+             backtest above (under 1.5x is the target)",
+            full.quotes,
+            diff_s / full.backtest_s
         );
     }
     for quotes in [args.quotes / 10, args.quotes] {
