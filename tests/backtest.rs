@@ -72,6 +72,23 @@ fn backtests_are_reproducible_and_a_changed_rule_is_a_named_divergence() {
         "{}",
         text(&same)
     );
+    // The backtest stores the script state only at each group's end and the run's; it ends
+    // with the state `run` stored after its last cycle.
+    let states = |db: &std::path::Path| {
+        btcbot::store::Store::open_read_only(db)
+            .unwrap()
+            .script_states()
+            .unwrap()
+    };
+    let (grouped, per_cycle) = (states(&a), states(&b));
+    assert_eq!(grouped.len(), 4, "{grouped:?}");
+    assert!(
+        grouped
+            .iter()
+            .any(|(name, json)| name == "strategy" && json.contains("anchor")),
+        "{grouped:?}"
+    );
+    assert_eq!(grouped, per_cycle);
 
     // A tighter position limit: the runs part where the first buy is refused.
     let tight = Fixture::new();

@@ -517,6 +517,9 @@ impl Runner {
             }
         }
         self.record_reloads()?;
+        if done > 0 {
+            self.shell.store_script_states(self.next_cycle_id - 1)?;
+        }
         self.shell.store.flush()?;
         let marks = self
             .shell

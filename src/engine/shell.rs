@@ -9,8 +9,8 @@ use crate::domain::{
 };
 use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
-use crate::rules::convert::dynamic_to_json;
-use crate::rules::{RuleSet, Stage};
+use crate::rules::RuleSet;
+use crate::rules::convert::state_rows;
 use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, Store};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
@@ -335,15 +335,13 @@ impl Shell {
             }
         }
 
-        // commit: one transaction
+        // commit: one transaction. In a grouped backtest only the unit that closes a group
+        // stores the script state: the units between would be overwritten before anyone could
+        // read them (the run's end stores the last state, `store_script_states`).
+        let store_states = !self.throwaway_db && self.store.next_unit_closes_group();
         let mut script_states = Vec::new();
-        for stage in Stage::ALL.into_iter().filter(|_| !self.throwaway_db) {
-            let json = dynamic_to_json(&decision.states[stage as usize], stage.name())
-                .unwrap_or_else(|e| {
-                    tracing::warn!("{} state not storable: {e}", stage.name());
-                    serde_json::Value::Null
-                });
-            script_states.push((stage.name().to_string(), json.to_string()));
+        if store_states {
+            script_states = state_rows("", &decision.states);
         }
         let decisions = super::shadow::decision_records(rules, &decision, &actions, Action::label);
         let mut shadow_states = None;
@@ -351,13 +349,8 @@ impl Shell {
             let active = trace.as_ref().map(|t| (rules, t));
             let (record, states) = sh.evaluate(&input, &self.specs, self.gates, active);
             // A shadow that mirrors the active state never reads its own back.
-            if !sh.mirror_state {
-                for (stage, state) in Stage::ALL.into_iter().zip(&states) {
-                    let name = format!("{}{}", super::shadow::STATE_PREFIX, stage.name());
-                    let json =
-                        dynamic_to_json(state, stage.name()).unwrap_or(serde_json::Value::Null);
-                    script_states.push((name, json.to_string()));
-                }
+            if !sh.mirror_state && store_states {
+                script_states.extend(state_rows(super::shadow::STATE_PREFIX, &states));
             }
             shadow_states = Some(states);
             record
@@ -432,6 +425,23 @@ impl Shell {
         outcome.actions = actions;
         outcome.decision = Some(decision);
         Ok(outcome)
+    }
+
+    /// Stores the script state of the last cycle (`cycle_id`) when the cycles did not (see the
+    /// commit in `run_cycle`); the run calls it before its final flush.
+    ///
+    /// # Errors
+    /// When the store cannot write.
+    pub fn store_script_states(&mut self, cycle_id: i64) -> Result<(), CycleError> {
+        if self.throwaway_db {
+            return Ok(());
+        }
+        let mut rows = state_rows("", &self.states);
+        if let Some(sh) = self.shadow.as_ref().filter(|sh| !sh.mirror_state) {
+            rows.extend(state_rows(super::shadow::STATE_PREFIX, &sh.states));
+        }
+        self.store.save_script_states(cycle_id, &rows)?;
+        Ok(())
     }
 
     /// Moves an order through the lifecycle table; an illegal move is logged, never applied.

@@ -50,6 +50,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the next write unit is the last of its group, so committed with it (always true
+    /// without group commit): what only a group's end needs is written with that unit.
+    pub fn next_unit_closes_group(&self) -> bool {
+        self.group.as_ref().is_none_or(|g| g.pending + 1 >= g.every)
+    }
+
     /// Runs `write` as one all-or-nothing unit (`what` names it in errors).
     pub(super) fn write_unit<T>(
         &mut self,
@@ -131,6 +137,31 @@ mod tests {
         Store::open_read_only(path)
             .and_then(|s| s.last_cycle_id())
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_unit_that_closes_a_group_is_known_before_it_is_written() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store = Store::open(&tmp.path().join("g.db"), Durability::Normal)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            store.next_unit_closes_group(),
+            "every unit, without grouping"
+        );
+        store.group_commits(3).unwrap_or_else(|e| panic!("{e}"));
+        let mut closing = Vec::new();
+        for id in 1..=7 {
+            closing.push(store.next_unit_closes_group());
+            store
+                .commit_cycle(&record(id))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(closing, [false, false, true, false, false, true, false]);
+        store.flush().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !store.next_unit_closes_group(),
+            "a fresh group after the flush"
+        );
     }
 
     #[test]

@@ -32,6 +32,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores `(script name, json)` rows as of `cycle_id`, in one write unit.
+    ///
+    /// # Errors
+    /// When a value is not JSON or SQLite cannot write.
+    pub fn save_script_states(
+        &mut self,
+        cycle_id: i64,
+        states: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.write_unit("save script state", |tx| upsert_all(tx, cycle_id, states))
+    }
+}
+
 pub(crate) fn upsert_all(
     conn: &Connection,
     cycle_id: i64,
