@@ -104,6 +104,21 @@ pub fn json_to_dynamic(v: &Json) -> Result<Dynamic, String> {
     })
 }
 
+/// The `script_state` rows of four stage states: `(prefix + stage name, JSON)`. A state that
+/// cannot be stored (it holds an engine value) is stored as `null`, with a warning.
+pub fn state_rows(prefix: &str, states: &[Dynamic; 4]) -> Vec<(String, String)> {
+    crate::rules::Stage::ALL
+        .into_iter()
+        .map(|stage| {
+            let json = dynamic_to_json(&states[stage as usize], stage.name()).unwrap_or_else(|e| {
+                tracing::warn!("{prefix}{} state not storable: {e}", stage.name());
+                serde_json::Value::Null
+            });
+            (format!("{prefix}{}", stage.name()), json.to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,19 +151,4 @@ mod tests {
     fn floats_in_state_are_refused() {
         assert!(json_to_dynamic(&serde_json::json!({"x": 1.5})).is_err());
     }
-}
-
-/// The `script_state` rows of four stage states: `(prefix + stage name, JSON)`. A state that
-/// cannot be stored (it holds an engine value) is stored as `null`, with a warning.
-pub fn state_rows(prefix: &str, states: &[Dynamic; 4]) -> Vec<(String, String)> {
-    crate::rules::Stage::ALL
-        .into_iter()
-        .map(|stage| {
-            let json = dynamic_to_json(&states[stage as usize], stage.name()).unwrap_or_else(|e| {
-                tracing::warn!("{prefix}{} state not storable: {e}", stage.name());
-                serde_json::Value::Null
-            });
-            (format!("{prefix}{}", stage.name()), json.to_string())
-        })
-        .collect()
 }
