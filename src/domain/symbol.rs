@@ -28,6 +28,16 @@ impl Symbol {
         }
         Ok(Self(Arc::from(canon)))
     }
+    /// Whether `other` is this very value (the same shared text), not just an equal one.
+    pub fn shares_text(&self, other: &Symbol) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+    /// The same name in text of its own: threads that each clone a symbol many times then
+    /// never share its reference count.
+    #[must_use]
+    pub fn unshared(&self) -> Symbol {
+        Symbol(Arc::from(&*self.0))
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }

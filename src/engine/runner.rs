@@ -224,6 +224,7 @@ impl Runner {
                 rules,
                 states: shadow_states,
                 mirror_state: options.shadow_mirrors_state,
+                plan: None,
             }
         });
         let live_orders = store
@@ -370,6 +371,7 @@ impl Runner {
                     rules,
                     states,
                     mirror_state: self.options.shadow_mirrors_state,
+                    plan: None,
                 });
             }
             Ok(None) => self.shell.shadow = None,

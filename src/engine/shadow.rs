@@ -20,6 +20,8 @@ pub struct Shadow {
     /// Decide from the active set's script state every cycle instead of its own, so a
     /// difference is the rules' alone (`rules diff` uses this; shadow mode does not).
     pub mirror_state: bool,
+    /// The last reuse plan and the (active, candidate) rule hashes it was made for.
+    pub plan: Option<(String, String, ReusePlan)>,
 }
 
 /// The decision log rows of a cycle's judged intents and their planned actions.
@@ -62,7 +64,7 @@ impl Shadow {
     /// Decides `input` with the candidate rules and its own state. Returns the record to store
     /// and the candidate's new script state (kept once the cycle commits).
     pub fn evaluate(
-        &self,
+        &mut self,
         input: &CycleInput,
         specs: &BTreeMap<Symbol, SymbolSpec>,
         gates: Gates,
@@ -71,7 +73,14 @@ impl Shadow {
         let decision = match active {
             // The active set's own state and calls: what the two share is copied.
             Some((active, trace)) if self.mirror_state => {
-                let plan = ReusePlan::between(active, &self.rules);
+                let plan = match &self.plan {
+                    Some((a, c, plan)) if *a == active.hash && *c == self.rules.hash => *plan,
+                    _ => {
+                        let plan = ReusePlan::between(active, &self.rules);
+                        self.plan = Some((active.hash.clone(), self.rules.hash.clone(), plan));
+                        plan
+                    }
+                };
                 decide_reusing(&self.rules, input, trace, &plan).0
             }
             _ if self.mirror_state => decide(&self.rules, input),

@@ -345,9 +345,10 @@ impl Shell {
         }
         let decisions = super::shadow::decision_records(rules, &decision, &actions, Action::label);
         let mut shadow_states = None;
-        let shadow = self.shadow.as_ref().map(|sh| {
+        let (specs, gates) = (&self.specs, self.gates);
+        let shadow = self.shadow.as_mut().map(|sh| {
             let active = trace.as_ref().map(|t| (rules, t));
-            let (record, states) = sh.evaluate(&input, &self.specs, self.gates, active);
+            let (record, states) = sh.evaluate(&input, specs, gates, active);
             // A shadow that mirrors the active state never reads its own back.
             if !sh.mirror_state && store_states {
                 script_states.extend(state_rows(super::shadow::STATE_PREFIX, &states));
@@ -404,14 +405,16 @@ impl Shell {
         .unwrap_or(i64::MAX);
         self.last_stats = sc.stats;
         self.live_orders.retain(|_, o| o.status.is_live());
-        crate::metrics::record::cycle(
-            &record,
-            &decision,
-            &valuation,
-            started.elapsed(),
-            self.live_orders.len(),
-            self.ledger.cash,
-        );
+        if !self.throwaway_db {
+            crate::metrics::record::cycle(
+                &record,
+                &decision,
+                &valuation,
+                started.elapsed(),
+                self.live_orders.len(),
+                self.ledger.cash,
+            );
+        }
         tracing::debug!(
             mode = decision.mode.as_str(),
             intents = decision.judged.len(),

@@ -3,6 +3,7 @@
 //! stays flat whatever the dataset's size.
 
 use super::dataset::{DatasetError, EventStream, ReplayEvent, open_dataset};
+use crate::domain::Symbol;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,9 @@ pub enum Prefetched {
         rx: Receiver<Arc<Vec<Item>>>,
         current: Arc<Vec<Item>>,
         next: usize,
+        /// The decoder's symbols and this consumer's own copy of each: cloning the decoder's
+        /// on every event would bounce their reference counts between the cores.
+        own: Vec<(Symbol, Symbol)>,
     },
 }
 
@@ -52,6 +56,7 @@ fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
 /// the stream ends or every consumer is gone. A slow consumer holds the others back by at most
 /// `AHEAD` batches, so memory stays flat.
 fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>>>) {
+    let mut in_flight = std::collections::VecDeque::new();
     loop {
         let mut batch = Vec::with_capacity(BATCH);
         let mut failed = false;
@@ -68,6 +73,12 @@ fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>
         }
         let batch = Arc::new(batch);
         txs.retain(|tx| tx.send(Arc::clone(&batch)).is_ok());
+        // The batches are dropped here, once every consumer is done with them, so that the
+        // reference counts of their symbols only ever change on this thread.
+        in_flight.push_back(batch);
+        while in_flight.front().is_some_and(|b| Arc::strong_count(b) == 1) {
+            in_flight.pop_front();
+        }
         if txs.is_empty() || last {
             return;
         }
@@ -112,6 +123,7 @@ impl ReplayFeed {
                     rx,
                     current: Arc::new(Vec::new()),
                     next: 0,
+                    own: Vec::new(),
                 }))),
             })
             .collect())
@@ -159,6 +171,16 @@ impl Prefetched {
     }
 }
 
+/// This consumer's copy of the decoder's `symbol`.
+fn own_copy(own: &mut Vec<(Symbol, Symbol)>, symbol: &Symbol) -> Symbol {
+    if let Some((_, mine)) = own.iter().find(|(theirs, _)| theirs.shares_text(symbol)) {
+        return mine.clone();
+    }
+    let mine = symbol.unshared();
+    own.push((symbol.clone(), mine.clone()));
+    mine
+}
+
 impl Iterator for Prefetched {
     type Item = Item;
     fn next(&mut self) -> Option<Item> {
@@ -170,10 +192,22 @@ impl Iterator for Prefetched {
                 }
                 *current = rx.recv().ok()?.into_iter();
             },
-            Prefetched::Shared { rx, current, next } => loop {
+            Prefetched::Shared {
+                rx,
+                current,
+                next,
+                own,
+            } => loop {
                 if let Some(item) = current.get(*next) {
                     *next += 1;
-                    return Some(item.clone());
+                    return Some(match item {
+                        Ok(ev) => Ok(ReplayEvent {
+                            ts_ms: ev.ts_ms,
+                            symbol: own_copy(own, &ev.symbol),
+                            kind: ev.kind.clone(),
+                        }),
+                        Err(e) => Err(e.clone()),
+                    });
                 }
                 *current = rx.recv().ok()?;
                 *next = 0;
