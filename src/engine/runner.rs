@@ -61,7 +61,8 @@ pub struct RunOptions {
     pub replay_feed: Option<ReplayFeed>,
     /// The database is thrown away after the run is read (`rules diff` without `--keep`): its
     /// cycles skip what only explain, parity and a restart read (inputs, fingerprints, script
-    /// state). Everything a report or a diff reads is written as always.
+    /// state), and the Prometheus metrics nothing serves. Everything a report or a diff reads
+    /// is written as always.
     pub throwaway_db: bool,
 }
 
