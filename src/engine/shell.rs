@@ -394,7 +394,8 @@ impl Shell {
         if let (Some(sh), Some(states)) = (self.shadow.as_mut(), shadow_states) {
             sh.states = states;
         }
-        self.states = decision.states.clone();
+        // Moved, not cloned: nothing after the commit reads the decision's states.
+        self.states = std::mem::take(&mut decision.states);
         sc.stats.rule_errors_last_cycle = i64::try_from(
             decision
                 .anomalies
