@@ -327,23 +327,30 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     );
     tight.edit_config("rules.yaml", "tests: tests", "tests: none-for-this-copy");
     let keep = base.tmp.path().join("diff");
-    let run = |fail_on: &str, format: &str| {
-        btcbot(&[
+    let diff = |config: &std::path::Path, candidate: &std::path::Path, more: &[&str]| {
+        let mut args = vec![
             "rules",
             "diff",
             "--config",
-            base.config.to_str().unwrap(),
+            config.to_str().unwrap(),
             "--candidate",
-            tight.config.to_str().unwrap(),
+            candidate.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        btcbot(&args)
+    };
+    let o = diff(
+        &base.config,
+        &tight.config,
+        &[
             "--format",
-            format,
+            "json",
             "--fail-on",
-            fail_on,
+            "loosen",
             "--keep",
             keep.to_str().unwrap(),
-        ])
-    };
-    let o = run("loosen", "json");
+        ],
+    );
     assert!(
         o.status.success(),
         "a tighter limit loosens nothing: {}",
@@ -354,16 +361,7 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     assert_eq!(report["same_inputs"]["loosened"], serde_json::json!({}));
     // Without --keep the runs skip what only explain, parity and a restart read; the report
     // is the same. What --keep kept is whole.
-    let thrown = btcbot(&[
-        "rules",
-        "diff",
-        "--config",
-        base.config.to_str().unwrap(),
-        "--candidate",
-        tight.config.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let thrown = diff(&base.config, &tight.config, &["--format", "json"]);
     assert!(thrown.status.success(), "{}", text(&thrown));
     let thrown: serde_json::Value = serde_json::from_str(&text(&thrown)).unwrap();
     assert_eq!(thrown, report, "the same report with and without --keep");
@@ -419,16 +417,7 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
         "the candidate's extra rejections on the same inputs"
     );
     // The reverse change loosens, and the gate says so.
-    let loosen = btcbot(&[
-        "rules",
-        "diff",
-        "--config",
-        tight.config.to_str().unwrap(),
-        "--candidate",
-        base.config.to_str().unwrap(),
-        "--fail-on",
-        "loosen",
-    ]);
+    let loosen = diff(&tight.config, &base.config, &["--fail-on", "loosen"]);
     assert_eq!(loosen.status.code(), Some(1), "{}", text(&loosen));
     assert!(text(&loosen).contains("loosened:   "), "{}", text(&loosen));
     assert!(

@@ -34,18 +34,24 @@ pub enum Prefetched {
     },
 }
 
+/// The stream's next batch, and whether it is the last (the stream ended or failed in it).
+fn next_batch(stream: &mut EventStream) -> (Vec<Item>, bool) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut failed = false;
+    for item in stream.by_ref() {
+        failed = item.is_err();
+        batch.push(item);
+        if failed || batch.len() == BATCH {
+            break;
+        }
+    }
+    let last = failed || batch.len() < BATCH;
+    (batch, last)
+}
+
 fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
     loop {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut failed = false;
-        for item in stream.by_ref() {
-            failed = item.is_err();
-            batch.push(item);
-            if failed || batch.len() == BATCH {
-                break;
-            }
-        }
-        let last = failed || batch.len() < BATCH;
+        let (batch, last) = next_batch(&mut stream);
         if batch.is_empty() || tx.send(batch).is_err() || last {
             return;
         }
@@ -58,16 +64,7 @@ fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
 fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>>>) {
     let mut in_flight = std::collections::VecDeque::new();
     loop {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut failed = false;
-        for item in stream.by_ref() {
-            failed = item.is_err();
-            batch.push(item);
-            if failed || batch.len() == BATCH {
-                break;
-            }
-        }
-        let last = failed || batch.len() < BATCH;
+        let (batch, last) = next_batch(&mut stream);
         if batch.is_empty() {
             return;
         }
