@@ -166,7 +166,11 @@ fn tightened_candidate(config: &Path, dir: &Path) -> Result<(PathBuf, String), S
         .to_string();
     *limit = serde_norway::Value::String(after.clone());
     write("risk.yaml", &risk)?;
-    write("strategy.yaml", &read("strategy.yaml")?)?;
+    std::fs::copy(
+        config.join("strategy.yaml"),
+        candidate.join("strategy.yaml"),
+    )
+    .map_err(|e| format!("strategy.yaml: {e}"))?;
     Ok((
         candidate,
         format!("max_position_notional {before} -> {after}"),

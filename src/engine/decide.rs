@@ -212,11 +212,10 @@ fn decide_with(
     mut tracing: Option<&mut Trace>,
     reuse: Option<(&Trace, &ReusePlan, &mut u32)>,
 ) -> Decision {
-    let (reuse, copied) = match reuse {
+    let (reuse, mut copied) = match reuse {
         Some((trace, plan, copied)) => (Some((trace, plan)), Some(copied)),
         None => (None, None),
     };
-    let mut copied = copied;
     // Built when a script first runs: a shadow that copies every call never needs it.
     let view: std::cell::OnceCell<Arc<CycleView>> = std::cell::OnceCell::new();
     let mut states = input.states.clone();
@@ -279,20 +278,18 @@ fn decide_with(
         // A state holding an engine value (`this.l = ctx.limits`) lets a later call read these
         // limits unlogged: such a call counts as having read every limit.
         let limits_read = rules.limit_reads.take();
-        let limits_read = if tracing_on && holds_engine_value(state) {
-            crate::rules::params_view::ALL_KEYS
-        } else {
-            limits_read
-        };
         let traced = tracing_on.then(|| TracedCall {
             result: result.as_ref().ok().cloned(),
             state_after: state.clone(),
             cost,
-            limits_read,
+            limits_read: if holds_engine_value(state) {
+                crate::rules::params_view::ALL_KEYS
+            } else {
+                limits_read
+            },
         });
         ((result, cost), traced)
     };
-    let record = |slot: &mut Option<TracedCall>, traced: Option<TracedCall>| *slot = traced;
     let traced_of = |pick: fn(&Trace) -> Option<&TracedCall>, inputs_same: bool| {
         reuse.map(|(trace, plan)| (plan, pick(trace), inputs_same))
     };
@@ -307,7 +304,7 @@ fn decide_with(
         traced_of(|t| t.anomaly.as_ref(), true),
     );
     if let Some(t) = tracing.as_deref_mut() {
-        record(&mut t.anomaly, traced);
+        t.anomaly = traced;
     }
     costs[Stage::Anomaly as usize] = cost;
     match result.map_err(|e| e.to_string()).and_then(parse_anomalies) {
@@ -331,7 +328,7 @@ fn decide_with(
         traced_of(|t| t.degrade.as_ref(), same),
     );
     if let Some(t) = tracing.as_deref_mut() {
-        record(&mut t.degrade, traced);
+        t.degrade = traced;
         t.degrade_anomalies = anomalies.clone();
     }
     costs[Stage::Degrade as usize] = cost;
@@ -360,7 +357,7 @@ fn decide_with(
             traced_of(|t| t.budget.as_ref(), same),
         );
         if let Some(t) = tracing.as_deref_mut() {
-            record(&mut t.budget, traced);
+            t.budget = traced;
         }
         costs[Stage::Risk as usize] = cost;
         match result.map_err(|e| e.to_string()).and_then(parse_mode) {
@@ -399,7 +396,7 @@ fn decide_with(
             traced_of(|t| t.strategy.as_ref(), mode_same),
         );
         if let Some(t) = tracing.as_deref_mut() {
-            record(&mut t.strategy, traced);
+            t.strategy = traced;
         }
         costs[Stage::Strategy as usize] = cost;
         match result.map_err(|e| e.to_string()).and_then(parse_intents) {
