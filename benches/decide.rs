@@ -1,5 +1,6 @@
 //! `decide()` for one cycle over 4 symbols with the default rule pack: anomaly, degrade,
-//! strategy and risk scripts, with intents flowing through risk.
+//! strategy and risk scripts, with intents flowing through risk; and the common cycle that
+//! makes no intent.
 //!
 //! Also the per-quote strategy call of configs/examples/ema-cross.
 //!
@@ -80,6 +81,21 @@ fn input(rules: &RuleSet) -> CycleInput {
     input
 }
 
+/// The common replayed cycle: the same books at the strategy's anchors, so nothing crosses a
+/// band and no intent reaches risk (risk runs only `budget()`).
+fn quiet_input(rules: &RuleSet, busy: &CycleInput) -> CycleInput {
+    let now = busy.now_ms;
+    let mut quiet = busy.clone();
+    quiet.markets = vec![
+        market("BTCTRY", "3500000", "3500010", now),
+        market("ETHTRY", "125000", "125001", now),
+        market("AVAXTRY", "1250.0", "1250.1", now),
+        market("USDTTRY", "42.500", "42.501", now),
+    ];
+    quiet.states = decide(rules, &quiet).states;
+    quiet
+}
+
 fn bench(c: &mut Criterion) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default");
     let rules = match RuleSet::build(&dir) {
@@ -113,6 +129,17 @@ fn bench(c: &mut Criterion) {
     }
     c.bench_function("decide/4_symbols_default_pack", |b| {
         b.iter(|| decide(black_box(&rules), black_box(&input)))
+    });
+    let quiet = quiet_input(&rules, &input);
+    let probe = decide(&rules, &quiet);
+    assert!(
+        probe.judged.is_empty() && probe.anomalies.is_empty(),
+        "the quiet input should make no intent and no anomaly, got {:?} / {:?}",
+        probe.judged,
+        probe.anomalies
+    );
+    c.bench_function("decide/4_symbols_no_intent", |b| {
+        b.iter(|| decide(black_box(&rules), black_box(&quiet)))
     });
 }
 
