@@ -71,27 +71,26 @@ fn input(rules: &RuleSet) -> CycleInput {
     };
     // Warm the strategy's anchors so every cycle produces intents.
     let mut warm = input.clone();
-    warm.markets = vec![
+    warm.markets = anchor_markets(now);
+    input.states = decide(rules, &warm).states;
+    input
+}
+
+/// The books the strategy's anchors are warmed on.
+fn anchor_markets(now: i64) -> Vec<MarketSnapshot> {
+    vec![
         market("BTCTRY", "3500000", "3500010", now),
         market("ETHTRY", "125000", "125001", now),
         market("AVAXTRY", "1250.0", "1250.1", now),
         market("USDTTRY", "42.500", "42.501", now),
-    ];
-    input.states = decide(rules, &warm).states;
-    input
+    ]
 }
 
 /// The common replayed cycle: the same books at the strategy's anchors, so nothing crosses a
 /// band and no intent reaches risk (risk runs only `budget()`).
 fn quiet_input(rules: &RuleSet, busy: &CycleInput) -> CycleInput {
-    let now = busy.now_ms;
     let mut quiet = busy.clone();
-    quiet.markets = vec![
-        market("BTCTRY", "3500000", "3500010", now),
-        market("ETHTRY", "125000", "125001", now),
-        market("AVAXTRY", "1250.0", "1250.1", now),
-        market("USDTTRY", "42.500", "42.501", now),
-    ];
+    quiet.markets = anchor_markets(busy.now_ms);
     quiet.states = decide(rules, &quiet).states;
     quiet
 }
