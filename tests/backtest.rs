@@ -446,6 +446,22 @@ fn the_bench_command_runs_end_to_end_on_a_small_size() {
     assert!(out.contains("4000 quotes,      20 cycles"), "{out}");
     assert!(out.contains("peak RSS") && out.contains(" MB"), "{out}");
     assert!(out.contains("per-cycle rate at 10x the run"), "{out}");
+    // The rules' own time per replayed cycle, read back from each cycle-level run's database.
+    let rules_lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("rules per cycle in this replay: median "))
+        .collect();
+    assert_eq!(rules_lines.len(), 2, "{out}");
+    for line in rules_lines {
+        let median: u64 = line
+            .split("median ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no median in {line:?}"));
+        assert!(median > 0, "{line}");
+        assert!(line.contains("% of the backtest"), "{line}");
+    }
     assert!(
         out.contains("rules diff (candidate: max_position_notional 5000 -> 2000):")
             && out.contains("x the backtest above"),

@@ -45,6 +45,24 @@ struct Leg {
     backtest_s: f64,
     cycles: u64,
     peak_rss: String,
+    /// Every cycle's `decide()` time in µs, smallest first.
+    eval_us: Vec<u64>,
+}
+
+/// `decide()` as the replay timed it: caches are cold after each cycle's events and commit,
+/// so this is what bounds the cycle-level rate, not the criterion bench's warm figure.
+fn rules_cost_line(l: &Leg) -> Option<String> {
+    let n = l.eval_us.len();
+    let median = l.eval_us.get(n.checked_sub(1)? / 2)?;
+    let p90 = l.eval_us.get((n * 9 / 10).min(n - 1))?;
+    let total_us: u64 = l.eval_us.iter().sum();
+    #[allow(clippy::cast_precision_loss)] // reporting times, not money
+    let total_s = total_us as f64 / 1e6;
+    Some(format!(
+        "  rules per cycle in this replay: median {median} µs, p90 {p90} µs; {total_s:.2} s in \
+         all = {:.0}% of the backtest",
+        total_s / l.backtest_s * 100.0
+    ))
 }
 
 fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, String> {
@@ -97,6 +115,9 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         .find_map(|l| l.strip_prefix("peak rss: "))
         .unwrap_or("?")
         .to_string();
+    let eval_us = crate::store::Store::open_read_only(&db)
+        .and_then(|store| store.eval_us_sorted())
+        .map_err(|e| format!("{}: {e}", db.display()))?;
     let _ = std::fs::remove_file(&csv);
     Ok(Leg {
         quotes,
@@ -104,6 +125,7 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         backtest_s,
         cycles,
         peak_rss,
+        eval_us,
     })
 }
 
@@ -233,6 +255,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
              {:.0} cycles/s; import {:.2} s; backtest peak RSS {}",
             l.quotes, l.cycles, l.backtest_s, qps, cps, l.import_s, l.peak_rss
         );
+        if let Some(line) = rules_cost_line(&l) {
+            println!("{line}");
+        }
         legs.push((l, cps));
     }
     if let [(_, small), (_, big)] = legs.as_slice() {

@@ -184,6 +184,26 @@ impl Store {
         )
     }
 
+    /// The `eval_us` of every committed cycle, smallest first: what the rules cost per cycle
+    /// over a whole run (`btcbot bench` prints its median and total).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value is negative.
+    pub fn eval_us_sorted(&self) -> Result<Vec<u64>, StoreError> {
+        query_all(
+            &self.conn,
+            "cycles",
+            "SELECT eval_us FROM cycles ORDER BY eval_us",
+            [],
+            |c| {
+                let v = c.i64("eval_us")?;
+                u64::try_from(v).map_err(|_| {
+                    StoreError::corrupt("cycles", "eval_us", format!("{v} is negative"))
+                })
+            },
+        )
+    }
+
     /// The `eval_us` of a committed cycle (kept out of [`CycleRow`]: it is not an outcome).
     ///
     /// # Errors

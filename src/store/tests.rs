@@ -523,3 +523,20 @@ fn read_only_open_reads_beside_the_writer_and_cannot_write() {
     assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
     assert_eq!(writer.last_cycle_id().unwrap(), Some(2));
 }
+
+#[test]
+fn every_cycles_eval_time_reads_back_smallest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("s.db"), Durability::Full).unwrap();
+    assert!(store.eval_us_sorted().unwrap().is_empty());
+    for (cycle_id, eval_us) in [(1, 90), (2, 10), (3, 50)] {
+        let rec = CycleRecord {
+            cycle_id,
+            market_ts_ms: 1_700_000_000_000 + cycle_id,
+            eval_us,
+            ..CycleRecord::default()
+        };
+        store.commit_cycle(&rec).unwrap();
+    }
+    assert_eq!(store.eval_us_sorted().unwrap(), [10, 50, 90]);
+}
