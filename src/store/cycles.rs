@@ -204,6 +204,24 @@ impl Store {
         )
     }
 
+    /// Wall milliseconds from the first cycle's commit to the last one's (`None` without two
+    /// stamped cycles): a run's pace without its start-up and final report.
+    ///
+    /// # Errors
+    /// [`StoreError::Sqlite`] when the query fails.
+    pub fn commit_span_ms(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT max(committed_wall_ms) - min(committed_wall_ms) FROM cycles \
+                 HAVING count(committed_wall_ms) >= 2",
+                [],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(StoreError::sql("read the commit span"))
+    }
+
     /// The `eval_us` of a committed cycle (kept out of [`CycleRow`]: it is not an outcome).
     ///
     /// # Errors

@@ -525,10 +525,11 @@ fn read_only_open_reads_beside_the_writer_and_cannot_write() {
 }
 
 #[test]
-fn every_cycles_eval_time_reads_back_smallest_first() {
+fn every_cycles_eval_time_reads_back_smallest_first_and_the_commit_span() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("s.db"), Durability::Full).unwrap();
     assert!(store.eval_us_sorted().unwrap().is_empty());
+    assert_eq!(store.commit_span_ms().unwrap(), None);
     for (cycle_id, eval_us) in [(1, 90), (2, 10), (3, 50)] {
         let rec = CycleRecord {
             cycle_id,
@@ -539,4 +540,6 @@ fn every_cycles_eval_time_reads_back_smallest_first() {
         store.commit_cycle(&rec).unwrap();
     }
     assert_eq!(store.eval_us_sorted().unwrap(), [10, 50, 90]);
+    let span = store.commit_span_ms().unwrap();
+    assert!(span.is_some_and(|ms| (0..60_000).contains(&ms)), "{span:?}");
 }
