@@ -263,13 +263,10 @@ fn decode_cycle(c: &Cols<'_, '_>) -> Result<CycleRow, StoreError> {
 }
 
 fn insert_cycle(conn: &Connection, rec: &CycleRecord) -> Result<(), StoreError> {
+    // Cached: `Connection::query_row` parses its SQL on every call, once per cycle here.
     let exists = conn
-        .query_row(
-            "SELECT 1 FROM cycles WHERE cycle_id = ?1",
-            [rec.cycle_id],
-            |_| Ok(()),
-        )
-        .optional()
+        .prepare_cached("SELECT 1 FROM cycles WHERE cycle_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([rec.cycle_id], |_| Ok(())).optional())
         .map_err(StoreError::sql("check cycle id"))?;
     if exists.is_some() {
         return Err(StoreError::DuplicateCycle {
