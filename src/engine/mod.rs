@@ -2,6 +2,7 @@
 
 pub mod arming;
 pub mod decide;
+pub mod fingerprint;
 pub mod kill_switch;
 pub mod per_quote;
 pub mod plan;

@@ -7,9 +7,9 @@
 //! fills), so reports, parity and exports read it like any run.
 
 use super::decide::{CycleInput, decide};
+use super::fingerprint::fingerprint;
 use super::plan::{Action, Gates, plan};
 use super::shadow::decision_records;
-use super::shell::fingerprint;
 use crate::domain::{
     Fill, MarketSnapshot, Mode, Order, OrderStatus, Price, Qty, Side, Symbol, SymbolSpec,
 };

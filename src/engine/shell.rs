@@ -2,6 +2,7 @@
 //! pure core (`decide`, `plan`), execute, and commit everything in one SQLite transaction.
 
 use super::decide::{CycleInput, CycleStats, Decision, decide, decide_traced};
+use super::fingerprint::fingerprint;
 use super::plan::{Action, Gates, plan};
 use super::valuation::{EquityTracker, Valuation, value};
 use crate::domain::{
@@ -14,7 +15,6 @@ use crate::rules::convert::state_rows;
 use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, Store};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -534,65 +534,5 @@ fn crash_point(name: &str) {
     if std::env::var("BTCBOT_CRASH_AT").is_ok_and(|v| v == name) {
         eprintln!("BTCBOT_CRASH_AT={name}: aborting");
         std::process::abort();
-    }
-}
-
-/// Hash of the cycle's inputs and decisions and the rule hash: equal runs give equal prints.
-///
-/// The body goes through a `serde_json::Value` on purpose: its objects sort their keys at every
-/// level, and those bytes are what databases written by earlier builds hold, so `btcbot parity`
-/// compares across versions. (Serializing the structs directly is faster but orders keys by
-/// declaration, which would make every old cycle differ.)
-pub fn fingerprint(input: &CycleInput, decision: &Decision, actions: &[Action]) -> String {
-    let judged: Vec<_> = decision
-        .judged
-        .iter()
-        .map(|j| (&j.intent, &j.verdict))
-        .collect();
-    let labels: Vec<String> = actions.iter().map(Action::label).collect();
-    let body = serde_json::json!({
-        "cycle": input.cycle_id,
-        "now": input.now_ms,
-        "markets": input.markets,
-        "portfolio": input.portfolio,
-        "open_orders": input.open_orders,
-        "anomalies": decision.anomalies,
-        "mode": decision.mode,
-        "judged": judged,
-        "actions": labels,
-        "rules": decision.rule_hash,
-    });
-    let mut h = Sha256::new();
-    h.update(body.to_string().as_bytes());
-    hex::encode(h.finalize())[..32].to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The fingerprint's bytes are a storage format: databases written by earlier builds hold
-    /// them, and `btcbot parity` compares across builds. This value was computed by the build
-    /// that introduced the format; a change here needs a reason and a note.
-    #[test]
-    fn the_fingerprint_format_is_stable_across_builds() {
-        let input = CycleInput {
-            cycle_id: 7,
-            now_ms: 1_767_225_600_000,
-            ..CycleInput::default()
-        };
-        let decision = Decision {
-            anomalies: Vec::new(),
-            mode: Mode::Normal,
-            mode_reasons: Vec::new(),
-            judged: Vec::new(),
-            states: Default::default(),
-            costs: Default::default(),
-            rule_hash: "0123456789abcdef".into(),
-        };
-        assert_eq!(
-            fingerprint(&input, &decision, &[]),
-            "3a4eb7d656214bbe4f0e833a61910aad",
-        );
     }
 }
