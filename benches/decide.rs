@@ -1,6 +1,6 @@
 //! `decide()` for one cycle over 4 symbols with the default rule pack: anomaly, degrade,
 //! strategy and risk scripts, with intents flowing through risk; and the common cycle that
-//! makes no intent.
+//! makes no intent; and the fingerprint every stored cycle carries.
 //!
 //! Also the per-quote strategy call of configs/examples/ema-cross.
 //!
@@ -8,6 +8,7 @@
 
 use btcbot::domain::{MarketSnapshot, Price, Qty, Symbol};
 use btcbot::engine::decide::{CycleInput, Holding, PortfolioInput, decide};
+use btcbot::engine::fingerprint::fingerprint;
 use btcbot::exchange::exchange_info::{bundled_exchange_info, parse_exchange_info};
 use btcbot::rules::RuleSet;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -139,6 +140,11 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("decide/4_symbols_no_intent", |b| {
         b.iter(|| decide(black_box(&rules), black_box(&quiet)))
+    });
+    // What every stored cycle also pays: hashing its inputs and decisions.
+    let decision = decide(&rules, &input);
+    c.bench_function("fingerprint/4_symbols", |b| {
+        b.iter(|| fingerprint(black_box(&input), black_box(&decision), &[]))
     });
 }
 
