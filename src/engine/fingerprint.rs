@@ -39,7 +39,7 @@ fn hash_of(body: &serde_json::Value) -> String {
     // that string through `fmt` (most of the fingerprint's cost).
     let mut h = Sha256::new();
     let mut writer = std::io::BufWriter::with_capacity(4096, HashWriter(&mut h));
-    let written = serde_json::to_writer(&mut writer, &body)
+    let written = serde_json::to_writer(&mut writer, body)
         .map_err(std::io::Error::from)
         .and_then(|()| std::io::Write::flush(&mut writer));
     drop(writer);
