@@ -4,6 +4,7 @@
 
 use super::run::RunReport;
 use super::{VerdictDiff, compare_verdicts};
+use crate::domain::Mode;
 use crate::store::{Store, StoreError};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -62,10 +63,9 @@ fn set_difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> usize {
 /// # Errors
 /// A database that cannot be read.
 pub fn compare_runs(base: &Store, candidate: &Store) -> Result<DiffReport, StoreError> {
-    let (ca, cb) = (base.cycles()?, candidate.cycles()?);
     let mut d = DiffReport {
-        base_hash: ca.first().map(|c| c.rule_hash.clone()).unwrap_or_default(),
-        candidate_hash: cb.first().map(|c| c.rule_hash.clone()).unwrap_or_default(),
+        base_hash: base.first_rule_hash()?.unwrap_or_default(),
+        candidate_hash: candidate.first_rule_hash()?.unwrap_or_default(),
         verdicts: compare_verdicts(
             base.decisions(None)?,
             candidate.decisions(None)?,
@@ -74,16 +74,21 @@ pub fn compare_runs(base: &Store, candidate: &Store) -> Result<DiffReport, Store
         ),
         ..DiffReport::default()
     };
-    let modes_b: BTreeMap<i64, &str> = cb.iter().map(|c| (c.cycle_id, c.mode.as_str())).collect();
-    for c in &ca {
-        if let Some(m) = modes_b.get(&c.cycle_id)
-            && *m != c.mode.as_str()
+    // The candidate's modes held compactly (16 bytes a cycle), the base's streamed past them:
+    // both are in cycle order.
+    let mut modes_b: Vec<(i64, Mode)> = Vec::new();
+    candidate.each_cycle_mode(|row| modes_b.push(row))?;
+    let mut next_b = modes_b.iter().peekable();
+    base.each_cycle_mode(|(cycle_id, mode_a)| {
+        while next_b.next_if(|(id, _)| *id < cycle_id).is_some() {}
+        if let Some(&&(_, mode_b)) = next_b.peek().filter(|(id, _)| *id == cycle_id)
+            && mode_b != mode_a
         {
             *d.mode_changes
-                .entry((c.mode.as_str().to_string(), (*m).to_string()))
+                .entry((mode_a.as_str().to_string(), mode_b.as_str().to_string()))
                 .or_default() += 1;
         }
-    }
+    })?;
     let order_keys = |s: &Store| -> Result<BTreeSet<TradeKey>, StoreError> {
         Ok(s.orders()?
             .into_iter()

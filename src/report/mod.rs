@@ -164,34 +164,19 @@ pub struct ShadowSummary {
 /// # Errors
 /// A database that cannot be read.
 pub fn shadow_summary(store: &Store) -> Result<ShadowSummary, StoreError> {
-    let shadow_cycles = store.shadow_cycles()?;
-    let cycles: BTreeMap<i64, _> = store
-        .cycles()?
-        .into_iter()
-        .map(|c| (c.cycle_id, c))
-        .collect();
     let mut s = ShadowSummary::default();
-    for sc in &shadow_cycles {
-        let Some(active) = cycles.get(&sc.cycle_id) else {
-            continue;
-        };
+    store.each_shadow_comparison(|c| {
         s.cycles_compared += 1;
-        s.active_placed += active.orders_placed;
-        s.candidate_would_place += sc.would_place;
-        if active.mode != sc.mode {
+        s.active_placed += c.active_placed;
+        s.candidate_would_place += c.would_place;
+        if c.active_mode != c.shadow_mode {
             s.mode_differs += 1;
             *s.mode_pairs
-                .entry((active.mode.as_str().into(), sc.mode.as_str().into()))
+                .entry((c.active_mode.as_str().into(), c.shadow_mode.as_str().into()))
                 .or_default() += 1;
         }
-    }
-    let compared: std::collections::BTreeSet<i64> =
-        shadow_cycles.iter().map(|c| c.cycle_id).collect();
-    let active: Vec<DecisionRow> = store
-        .decisions(None)?
-        .into_iter()
-        .filter(|d| compared.contains(&d.cycle_id))
-        .collect();
+    })?;
+    let active = store.decisions_of_shadowed_cycles()?;
     let v = compare_verdicts(active, store.shadow_decisions(None)?, "active", "candidate");
     s.active_intents = v.a_intents;
     s.candidate_intents = v.b_intents;
@@ -264,6 +249,112 @@ pub fn shadow_text(s: &ShadowSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Intent, Mode, Price, Qty, Side, Symbol, Verdict};
+    use crate::store::{CycleRecord, DecisionRecord, Durability, ShadowRecord};
+    use rust_decimal::Decimal;
+
+    fn decision(verdict: Verdict) -> DecisionRecord {
+        DecisionRecord {
+            intent: Intent {
+                symbol: Symbol::new("BTCTRY").unwrap(),
+                side: Side::Buy,
+                price: Price::new(Decimal::from(100)).unwrap(),
+                qty: Qty::new(Decimal::ONE).unwrap(),
+                tag: "t".into(),
+            },
+            verdict,
+            final_qty: None,
+            action: "dry_run".into(),
+            script: "risk.rhai".into(),
+            function: "risk".into(),
+            rule_hash: "h".into(),
+            operations: 1,
+            eval_us: 1,
+        }
+    }
+
+    fn reject(reason: &str) -> Verdict {
+        Verdict::Reject {
+            reason: reason.into(),
+        }
+    }
+
+    /// A store with one cycle per mode, cycle ids from 1; `shadow` gives the shadow's mode of
+    /// the cycles that have one, and every cycle decides one accepted intent.
+    fn store_with(
+        dir: &std::path::Path,
+        name: &str,
+        hash: &str,
+        modes: &[Mode],
+        shadow: &[Option<Mode>],
+    ) -> Store {
+        let mut store = Store::open(&dir.join(name), Durability::Normal).unwrap();
+        for (i, mode) in modes.iter().enumerate() {
+            let cycle_id = i64::try_from(i).unwrap() + 1;
+            let rec = CycleRecord {
+                cycle_id,
+                market_ts_ms: 1_767_225_600_000 + cycle_id * 1000,
+                rule_hash: hash.into(),
+                mode: *mode,
+                decisions: vec![decision(Verdict::Accept)],
+                orders_placed: 1,
+                shadow: shadow.get(i).copied().flatten().map(|m| ShadowRecord {
+                    rule_hash: "cand".into(),
+                    mode: m,
+                    decisions: vec![decision(reject("MAX_POSITION_NOTIONAL"))],
+                    would_place: 0,
+                    ..ShadowRecord::default()
+                }),
+                ..CycleRecord::default()
+            };
+            store.commit_cycle(&rec).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn a_diff_and_a_shadow_summary_count_the_cycles_whose_modes_differ() {
+        use Mode::{Normal, ObserveOnly, ReduceOnly};
+        let dir = tempfile::tempdir().unwrap();
+        let base = store_with(
+            dir.path(),
+            "base.db",
+            "base-hash",
+            &[Normal, Normal, ReduceOnly, ObserveOnly, Normal],
+            &[Some(Normal), None, Some(ObserveOnly), Some(ObserveOnly)],
+        );
+        // The candidate's run is a cycle shorter, and a cycle only one run has is not compared.
+        let candidate = store_with(
+            dir.path(),
+            "cand.db",
+            "cand-hash",
+            &[Normal, ReduceOnly, ReduceOnly, Normal],
+            &[],
+        );
+        let d = compare_runs(&base, &candidate).unwrap();
+        assert_eq!(
+            (d.base_hash.as_str(), d.candidate_hash.as_str()),
+            ("base-hash", "cand-hash")
+        );
+        let pairs = |v: &[(&str, &str, usize)]| -> BTreeMap<(String, String), usize> {
+            v.iter()
+                .map(|(a, b, n)| (((*a).into(), (*b).into()), *n))
+                .collect()
+        };
+        assert_eq!(
+            d.mode_changes,
+            pairs(&[("normal", "reduce_only", 1), ("observe_only", "normal", 1)])
+        );
+
+        let s = shadow_summary(&base).unwrap();
+        assert_eq!(s.cycles_compared, 3);
+        assert_eq!(s.mode_differs, 1);
+        assert_eq!(s.mode_pairs, pairs(&[("reduce_only", "observe_only", 1)]));
+        assert_eq!((s.active_placed, s.candidate_would_place), (3, 0));
+        // Only the decisions of the three shadowed cycles are compared.
+        assert_eq!((s.active_intents, s.candidate_intents), (3, 3));
+        assert_eq!(s.tightened.get("MAX_POSITION_NOTIONAL"), Some(&3));
+    }
 
     #[test]
     fn utc_formats_known_instants() {

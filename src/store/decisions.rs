@@ -86,6 +86,22 @@ impl Store {
         )
     }
 
+    /// The active decisions of the cycles that have a shadow row: what the shadow summary
+    /// compares, selected in SQLite rather than after loading every decision.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn decisions_of_shadowed_cycles(&self) -> Result<Vec<DecisionRow>, StoreError> {
+        query_all(
+            &self.conn,
+            "decisions",
+            "SELECT * FROM decisions WHERE cycle_id IN (SELECT cycle_id FROM shadow_cycles) \
+             ORDER BY cycle_id, seq",
+            [],
+            decode_row,
+        )
+    }
+
     /// The shadow rule set's verdicts ("would have" rows) of one cycle or (with `None`) of all.
     ///
     /// # Errors

@@ -43,7 +43,7 @@ pub use error::StoreError;
 pub use export::{Cell, EXPORTABLE};
 pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
-pub use shadow::{CycleInputsRecord, ShadowCycleRow, ShadowRecord};
+pub use shadow::{CycleInputsRecord, ShadowComparison, ShadowCycleRow, ShadowRecord};
 pub use snapshots::EquitySnapshot;
 
 use lock::InstanceLock;

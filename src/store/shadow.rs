@@ -1,7 +1,7 @@
 //! Shadow mode's per-cycle rows and the summarized inputs of each cycle (for `btcbot explain`).
 //! Both are written inside the cycle's transaction.
 
-use super::codec::{Cols, query_all, to_json};
+use super::codec::{Cols, query_all, query_each, to_json};
 use super::{DecisionRecord, Store, StoreError, decisions};
 use crate::domain::Mode;
 use rusqlite::{Connection, params};
@@ -25,6 +25,15 @@ pub struct ShadowCycleRow {
     pub mode: Mode,
     pub mode_reasons: Vec<String>,
     pub intents: u32,
+    pub would_place: u32,
+}
+
+/// A cycle with a shadow row, beside what the active rules did in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowComparison {
+    pub active_mode: Mode,
+    pub shadow_mode: Mode,
+    pub active_placed: u32,
     pub would_place: u32,
 }
 
@@ -102,6 +111,34 @@ impl Store {
                     would_place: c.u32("would_place")?,
                 })
             },
+        )
+    }
+
+    /// Every shadow cycle that has an active cycle, joined with it in SQLite and handed to
+    /// `each` a row at a time, by cycle id: the summary of a long run holds none of its cycles.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a stored value does not decode.
+    pub fn each_shadow_comparison(
+        &self,
+        each: impl FnMut(ShadowComparison),
+    ) -> Result<(), StoreError> {
+        query_each(
+            &self.conn,
+            "shadow_cycles",
+            "SELECT c.mode AS active_mode, s.mode AS shadow_mode, \
+             c.orders_placed AS active_placed, s.would_place \
+             FROM shadow_cycles s JOIN cycles c ON c.cycle_id = s.cycle_id ORDER BY s.cycle_id",
+            [],
+            |c| {
+                Ok(ShadowComparison {
+                    active_mode: c.mode("active_mode")?,
+                    shadow_mode: c.mode("shadow_mode")?,
+                    active_placed: c.u32("active_placed")?,
+                    would_place: c.u32("would_place")?,
+                })
+            },
+            each,
         )
     }
 
