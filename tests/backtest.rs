@@ -464,9 +464,11 @@ fn the_bench_command_runs_end_to_end_on_a_small_size() {
     }
     assert!(
         out.contains("rules diff (candidate: max_position_notional 5000 -> 2000):")
-            && out.contains("x the backtest above"),
+            && out.contains("x the backtest over 3 interleaved pairs"),
         "{out}"
     );
+    let pairs = out.lines().filter(|l| l.contains("  pair ")).count();
+    assert_eq!(pairs, 3, "{out}");
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct BenchArgs {
     pub dir: Option<PathBuf>,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Interleaved (backtest, rules diff) pairs timed for the diff's ratio; the median is
+    /// reported, as this machine's speed drifts between runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub diff_pairs: u32,
 }
 
 /// Peak resident set size of this process in MB (Linux), from /proc/self/status.
@@ -94,27 +98,7 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         crate::exchange::replay::import_quotes(&csv, None, &dataset)?;
         import_s = t.elapsed().as_secs_f64();
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let t = Instant::now();
-    let out = Command::new(exe)
-        .arg("backtest")
-        .arg("--config")
-        .arg(config)
-        .arg("--dataset")
-        .arg(&dataset)
-        .arg("--out")
-        .arg(&db)
-        .env("BTCBOT_PRINT_PEAK_RSS", "1")
-        .output()
-        .map_err(|e| format!("cannot run the backtest: {e}"))?;
-    let backtest_s = t.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "backtest failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+    let (backtest_s, stdout) = time_backtest(config, &dataset, &db)?;
     let cycles = stdout
         .lines()
         .find_map(|l| l.strip_prefix("cycles:"))
@@ -139,6 +123,52 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         eval_us,
         commit_span_ms,
     })
+}
+
+/// Runs `btcbot backtest` in a child process: its wall time (process start and report
+/// included) and its standard output.
+fn time_backtest(config: &Path, dataset: &Path, db: &Path) -> Result<(f64, String), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let t = Instant::now();
+    let out = Command::new(exe)
+        .arg("backtest")
+        .arg("--config")
+        .arg(config)
+        .arg("--dataset")
+        .arg(dataset)
+        .arg("--out")
+        .arg(db)
+        .env("BTCBOT_PRINT_PEAK_RSS", "1")
+        .output()
+        .map_err(|e| format!("cannot run the backtest: {e}"))?;
+    let backtest_s = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "backtest failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((
+        backtest_s,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some(f64::midpoint(sorted[n / 2 - 1], sorted[n / 2])),
+    }
 }
 
 /// `yaml[key]` for a mapping, created when missing.
@@ -291,13 +321,30 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         }
     }
     if let Some((full, _, _)) = legs.last() {
-        let (diff_s, limits) = rules_diff_leg(&args.config, &dir, full.quotes)?;
-        println!(
-            "rules diff (candidate: {limits}): {:>9} quotes: {diff_s:.2} s = {:.2}x the \
-             backtest above (under 1.5x is the target)",
-            full.quotes,
-            diff_s / full.backtest_s
-        );
+        // Back to back, so that both sides of each ratio see the machine at the same speed.
+        let dataset = dir.join(format!("dataset-{}", full.quotes));
+        let db = dir.join("bench-pair.db");
+        let mut ratios = Vec::new();
+        let mut candidate = String::new();
+        for pair in 1..=args.diff_pairs {
+            let (backtest_s, _) = time_backtest(&args.config, &dataset, &db)?;
+            let (diff_s, limits) = rules_diff_leg(&args.config, &dir, full.quotes)?;
+            candidate = limits;
+            ratios.push(diff_s / backtest_s);
+            println!(
+                "  pair {pair}: backtest {backtest_s:.2} s, rules diff {diff_s:.2} s = {:.2}x",
+                diff_s / backtest_s
+            );
+        }
+        let _ = std::fs::remove_file(&db);
+        if let Some(m) = median(&ratios) {
+            println!(
+                "rules diff (candidate: {candidate}): {:>9} quotes: median {m:.2}x the backtest \
+                 over {} interleaved pairs (under 1.5x is the target)",
+                full.quotes,
+                ratios.len()
+            );
+        }
     }
     for quotes in [args.quotes / 10, args.quotes] {
         if quotes == 0 {
@@ -322,6 +369,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_odd_even_and_no_values() {
+        assert_eq!(median(&[1.4, 1.1, 1.9]), Some(1.4));
+        assert_eq!(median(&[1.0, 3.0, 1.5, 2.0]), Some(1.75));
+        assert_eq!(median(&[]), None);
+    }
 
     #[test]
     fn the_steady_rate_counts_the_intervals_between_commits() {
