@@ -133,9 +133,8 @@ fn time_backtest(config: &Path, dataset: &Path, db: &Path) -> Result<(f64, Strin
         path.push(suffix);
         let _ = std::fs::remove_file(path);
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let t = Instant::now();
-    let out = Command::new(exe)
+    let mut command = this_program()?;
+    command
         .arg("backtest")
         .arg("--config")
         .arg(config)
@@ -143,20 +142,31 @@ fn time_backtest(config: &Path, dataset: &Path, db: &Path) -> Result<(f64, Strin
         .arg(dataset)
         .arg("--out")
         .arg(db)
-        .env("BTCBOT_PRINT_PEAK_RSS", "1")
+        .env("BTCBOT_PRINT_PEAK_RSS", "1");
+    time_child("backtest", &mut command)
+}
+
+/// A command that runs this very program.
+fn this_program() -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    Ok(Command::new(exe))
+}
+
+/// Runs `command` to its end: its wall time and standard output, or an error naming `what`
+/// with its standard error when it fails.
+fn time_child(what: &str, command: &mut Command) -> Result<(f64, String), String> {
+    let t = Instant::now();
+    let out = command
         .output()
-        .map_err(|e| format!("cannot run the backtest: {e}"))?;
-    let backtest_s = t.elapsed().as_secs_f64();
+        .map_err(|e| format!("cannot run the {what}: {e}"))?;
+    let elapsed = t.elapsed().as_secs_f64();
     if !out.status.success() {
         return Err(format!(
-            "backtest failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok((
-        backtest_s,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    ))
+    Ok((elapsed, String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// The median of `values` (the mean of the middle two for an even count); `None` when empty.
@@ -245,24 +255,15 @@ fn tightened_candidate(config: &Path, dir: &Path) -> Result<(PathBuf, String), S
 /// `quotes` quotes (in a child process, like the backtests).
 fn rules_diff_leg(config: &Path, dir: &Path, quotes: u64) -> Result<(f64, String), String> {
     let (candidate, limits) = tightened_candidate(config, dir)?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let t = Instant::now();
-    let out = Command::new(exe)
+    let mut command = this_program()?;
+    command
         .args(["rules", "diff", "--config"])
         .arg(config)
         .arg("--candidate")
         .arg(&candidate)
         .arg("--dataset")
-        .arg(dir.join(format!("dataset-{quotes}")))
-        .output()
-        .map_err(|e| format!("cannot run rules diff: {e}"))?;
-    let elapsed = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        return Err(format!(
-            "rules diff failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+        .arg(dir.join(format!("dataset-{quotes}")));
+    let (elapsed, _) = time_child("rules diff", &mut command)?;
     Ok((elapsed, limits))
 }
 
