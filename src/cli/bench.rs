@@ -128,11 +128,7 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
 /// Runs `btcbot backtest` in a child process: its wall time (process start and report
 /// included) and its standard output.
 fn time_backtest(config: &Path, dataset: &Path, db: &Path) -> Result<(f64, String), String> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.as_os_str().to_owned();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
-    }
+    remove_database(db);
     let mut command = this_program()?;
     command
         .arg("backtest")
@@ -144,6 +140,15 @@ fn time_backtest(config: &Path, dataset: &Path, db: &Path) -> Result<(f64, Strin
         .arg(db)
         .env("BTCBOT_PRINT_PEAK_RSS", "1");
     time_child("backtest", &mut command)
+}
+
+/// Removes a database and the files SQLite and the store keep beside it.
+fn remove_database(db: &Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A command that runs this very program.
@@ -337,7 +342,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 diff_s / backtest_s
             );
         }
-        let _ = std::fs::remove_file(&db);
+        remove_database(&db);
         if let Some(m) = median(&ratios) {
             println!(
                 "rules diff (candidate: {candidate}): {:>9} quotes: median {m:.2}x the backtest \
