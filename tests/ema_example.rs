@@ -91,19 +91,19 @@ fn reference(rows: &[(i64, &str, Decimal, Decimal)]) -> Vec<Placed> {
     placed
 }
 
-#[test]
-fn the_ema_example_places_exactly_the_reference_orders() {
-    let tmp = tempfile::tempdir().unwrap();
-    let rows = rows();
+/// The rows written as a quotes CSV and imported as a dataset in `dir`.
+fn import_rows(
+    dir: &std::path::Path,
+    rows: &[(i64, &str, Decimal, Decimal)],
+) -> std::path::PathBuf {
     let mut csv = String::from("ts_ms,symbol,bid,bid_qty,ask,ask_qty\n");
-    for (ts, s, bid, ask) in &rows {
+    for (ts, s, bid, ask) in rows {
         csv.push_str(&format!("{ts},{s},{bid},1.5,{ask},1.5\n"));
     }
-    let quotes = tmp.path().join("quotes.csv");
+    let quotes = dir.join("quotes.csv");
     std::fs::write(&quotes, csv).unwrap();
-    let dataset = tmp.path().join("dataset");
-    let bin = env!("CARGO_BIN_EXE_btcbot");
-    let import = Command::new(bin)
+    let dataset = dir.join("dataset");
+    let import = Command::new(env!("CARGO_BIN_EXE_btcbot"))
         .args(["replay", "import", "--quotes"])
         .arg(&quotes)
         .arg("--out")
@@ -115,6 +115,15 @@ fn the_ema_example_places_exactly_the_reference_orders() {
         "{}",
         String::from_utf8_lossy(&import.stderr)
     );
+    dataset
+}
+
+#[test]
+fn the_ema_example_places_exactly_the_reference_orders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = rows();
+    let dataset = import_rows(tmp.path(), &rows);
+    let bin = env!("CARGO_BIN_EXE_btcbot");
     let db = tmp.path().join("ema.db");
     let run = Command::new(bin)
         .args(["backtest", "--config"])
@@ -162,5 +171,118 @@ fn the_ema_example_places_exactly_the_reference_orders() {
     assert!(
         fills.iter().all(|f| f.fee.is_zero()),
         "the example runs without fees"
+    );
+}
+
+/// The EMA example with `max_order_notional` at `limit`, its paths made absolute, without the
+/// example's rule tests (which hold the example's own limit).
+fn example_with_limit(
+    dir: &std::path::Path,
+    dataset: &std::path::Path,
+    limit: &str,
+) -> std::path::PathBuf {
+    let example = repo_root().join("configs/examples/ema-cross");
+    let read = |name: &str| std::fs::read_to_string(example.join(name)).unwrap();
+    let out = dir.join(format!("ema-{limit}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let bot = read("bot.yaml").replace(
+        "dataset: ../../../data/replay/sample",
+        &format!("dataset: {}", dataset.display()),
+    );
+    let rules = read("rules.yaml")
+        .replace(
+            "dir: rules",
+            &format!("dir: {}", example.join("rules").display()),
+        )
+        .replace("tests: tests", "tests: no-rule-tests");
+    let risk = read("risk.yaml").replace(
+        "max_order_notional: 5000",
+        &format!("max_order_notional: {limit}"),
+    );
+    assert!(risk.contains(limit), "risk.yaml changed shape");
+    for (name, text) in [
+        ("bot.yaml", bot),
+        ("rules.yaml", rules),
+        ("risk.yaml", risk),
+        ("strategy.yaml", read("strategy.yaml")),
+    ] {
+        std::fs::write(out.join(name), text).unwrap();
+    }
+    out
+}
+
+fn rules_diff(
+    config: &std::path::Path,
+    candidate: &std::path::Path,
+    dataset: &std::path::Path,
+) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args([
+            "rules",
+            "diff",
+            "--format",
+            "json",
+            "--fail-on",
+            "loosen",
+            "--config",
+        ])
+        .arg(config)
+        .arg("--candidate")
+        .arg(candidate)
+        .arg("--dataset")
+        .arg(dataset)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), json)
+}
+
+#[test]
+fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = rows();
+    let dataset = import_rows(tmp.path(), &rows);
+    let buys = reference(&rows)
+        .iter()
+        .filter(|p| p.side == Side::Buy)
+        .count();
+    let placed = reference(&rows).len();
+    assert!(buys >= 10, "{buys}");
+    let example = example_with_limit(tmp.path(), &dataset, "5000");
+    // Every buy is ~1,000 TRY: under 900 TRY the candidate rejects each one at its quote.
+    let tight = example_with_limit(tmp.path(), &dataset, "900");
+
+    let (code, d) = rules_diff(&example, &tight, &dataset);
+    assert_eq!(code, Some(0), "tightening does not loosen: {d}");
+    assert_eq!(d["evaluate"], "per_quote");
+    assert!(d["same_inputs"].is_null(), "no shadow runs per quote: {d}");
+    assert_eq!(d["tightened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
+    assert_eq!(d["loosened"], serde_json::json!({}), "{d}");
+    assert_eq!(d["orders"]["removed"], placed, "{d}");
+    assert_eq!(d["orders"]["added"], 0, "{d}");
+    assert_eq!(d["loosens"], false);
+
+    // The other way round the candidate accepts what the base rejected: --fail-on loosen fails.
+    let (code, d) = rules_diff(&tight, &example, &dataset);
+    assert_eq!(code, Some(1), "{d}");
+    assert_eq!(d["loosened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
+    assert_eq!(d["loosens"], true);
+
+    // A per-quote config against a cycle-level one is refused, not compared.
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["rules", "diff", "--config"])
+        .arg(&example)
+        .arg("--candidate")
+        .arg(repo_root().join("configs/default"))
+        .arg("--dataset")
+        .arg(&dataset)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("evaluates per_quote") && err.contains("evaluates per_cycle"),
+        "{err}"
     );
 }

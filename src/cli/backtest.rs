@@ -77,10 +77,17 @@ pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     Ok(days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms)
 }
 
-/// `cycle.evaluate: per_quote`: the strategy on every quote (see `engine::per_quote`).
-fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
+/// `cycle.evaluate: per_quote`: `config`'s strategy on every quote of `dataset` (default: its
+/// bot.yaml's) into the database `out` (an existing one is kept beside it, renamed). Returns
+/// what the run did and how long the replay itself took, in seconds.
+pub(crate) fn per_quote_into(
+    config: &Path,
+    dataset: Option<PathBuf>,
+    out: &Path,
+    window: (Option<i64>, Option<i64>),
+) -> Result<(crate::engine::per_quote::PerQuoteSummary, f64), String> {
     use crate::config::ExchangeSection;
-    let rules = crate::rules::RuleSet::build(&args.config).map_err(|e| e.to_string())?;
+    let rules = crate::rules::RuleSet::build(config).map_err(|e| e.to_string())?;
     let ExchangeSection::Replay {
         starting_balances, ..
     } = &rules.config.bot.exchange
@@ -92,21 +99,27 @@ fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
         .find(|(k, _)| **k == rules.config.bot.quote_asset)
         .map(|(_, v)| *v)
         .unwrap_or_default();
-    let dataset = args
-        .dataset
-        .clone()
+    let dataset = dataset
         .or_else(|| rules.config.dataset.clone())
         .ok_or("no dataset")?;
-    if let Some(moved) = crate::engine::startup::rotate_if_used(&args.out)? {
+    if let Some(moved) = crate::engine::startup::rotate_if_used(out)? {
         eprintln!("previous run kept as {}", moved.display());
     }
-    let mut store = Store::open(&args.out, crate::store::Durability::Normal)
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let mut store = Store::open(out, crate::store::Durability::Normal)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
     let started = std::time::Instant::now();
-    let s =
-        crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, (args.from, args.to))?;
-    let secs = started.elapsed().as_secs_f64();
-    drop(store);
+    let summary = crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, window)?;
+    Ok((summary, started.elapsed().as_secs_f64()))
+}
+
+/// `btcbot backtest` of a config with `cycle.evaluate: per_quote`.
+fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
+    let (s, secs) = per_quote_into(
+        &args.config,
+        args.dataset.clone(),
+        &args.out,
+        (args.from, args.to),
+    )?;
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
     println!(

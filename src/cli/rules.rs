@@ -71,46 +71,19 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         None => tmp.path().to_path_buf(),
     };
     let (base_db, cand_db) = (dir.join("base.db"), dir.join("candidate.db"));
-    // One pass in time: both replays run at once, one per core. The base run carries the
-    // candidate as its shadow, so verdicts are also compared on identical inputs.
-    let candidate_dir = std::path::absolute(&args.candidate)
-        .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
-    // Without --keep nobody explains, compares or restarts these runs: they skip those records.
-    let throwaway = args.keep.is_none();
-    // Both replay the same data: the events are decoded once, for both.
+    let base_config = crate::config::Config::load(&args.config).map_err(|e| e.to_string())?;
+    let per_quote = same_evaluation(&args, &base_config)?;
     let dataset = match args.dataset.clone() {
         Some(d) => d,
-        None => crate::config::Config::load(&args.config)
-            .map_err(|e| e.to_string())?
+        None => base_config
             .dataset
             .ok_or_else(|| format!("{}: no dataset configured", args.config.display()))?,
     };
-    let mut feeds = crate::exchange::replay::ReplayFeed::open(&dataset, 2)
-        .map_err(|e| e.to_string())?
-        .into_iter();
-    let base = {
-        let (c, d, o, s, f) = (
-            args.config.clone(),
-            Some(dataset.clone()),
-            base_db.clone(),
-            Some(candidate_dir.clone()),
-            feeds.next(),
-        );
-        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s, f, throwaway))
-    };
-    let cand_result = super::backtest::run_quiet(
-        args.candidate.clone(),
-        Some(dataset),
-        cand_db.clone(),
-        None,
-        feeds.next(),
-        throwaway,
-    );
-    let base_result = base
-        .join()
-        .map_err(|_| "the base replay panicked".to_string())?;
-    base_result.map_err(|e| format!("base ({}): {e}", args.config.display()))?;
-    cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))?;
+    if per_quote {
+        replay_per_quote(&args, &dataset, &base_db, &cand_db)?;
+    } else {
+        replay_cycles(&args, &dataset, &base_db, &cand_db)?;
+    }
     let (a, b) = (
         super::backtest::open(&base_db)?,
         super::backtest::open(&cand_db)?,
@@ -120,7 +93,11 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         let base_side = s.spawn(|| -> Result<_, String> {
             let a = super::backtest::open(&base_db)?;
             let report = crate::report::run_report(&a).map_err(|e| e.to_string())?;
-            let same_inputs = crate::report::shadow_summary(&a).map_err(|e| e.to_string())?;
+            let same_inputs = if per_quote {
+                crate::report::ShadowSummary::default()
+            } else {
+                crate::report::shadow_summary(&a).map_err(|e| e.to_string())?
+            };
             Ok((report, same_inputs))
         });
         let cand_side = s.spawn(|| -> Result<_, String> {
@@ -128,6 +105,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
             crate::report::run_report(&b).map_err(|e| e.to_string())
         });
         let mut d = crate::report::compare_runs(&a, &b).map_err(|e| e.to_string())?;
+        d.per_quote = per_quote;
         let joined = |what: &str| format!("reading the {what} run's report panicked");
         (d.base, d.same_inputs) = base_side.join().map_err(|_| joined("base"))??;
         d.candidate = cand_side.join().map_err(|_| joined("candidate"))??;
@@ -175,6 +153,91 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Whether both configs evaluate per quote; an error when one does and the other does not, as
+/// their runs' cycles would not correspond.
+fn same_evaluation(args: &DiffArgs, base: &crate::config::Config) -> Result<bool, String> {
+    use crate::config::Evaluate;
+    let candidate = crate::config::Config::load(&args.candidate).map_err(|e| e.to_string())?;
+    let name = |e: Evaluate| match e {
+        Evaluate::PerQuote => "per_quote",
+        Evaluate::PerCycle => "per_cycle",
+    };
+    let (a, b) = (base.bot.cycle.evaluate, candidate.bot.cycle.evaluate);
+    if a != b {
+        return Err(format!(
+            "{} evaluates {} and {} evaluates {} (bot.yaml cycle.evaluate): a diff compares \
+             runs evaluated the same way",
+            args.config.display(),
+            name(a),
+            args.candidate.display(),
+            name(b)
+        ));
+    }
+    Ok(a == Evaluate::PerQuote)
+}
+
+/// The two cycle-level replays at once, one per core, the events decoded once for both. The
+/// base run carries the candidate as its shadow, so verdicts are also compared on identical
+/// inputs.
+fn replay_cycles(
+    args: &DiffArgs,
+    dataset: &std::path::Path,
+    base_db: &std::path::Path,
+    cand_db: &std::path::Path,
+) -> Result<(), String> {
+    let candidate_dir = std::path::absolute(&args.candidate)
+        .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
+    // Without --keep nobody explains, compares or restarts these runs: they skip those records.
+    let throwaway = args.keep.is_none();
+    let mut feeds = crate::exchange::replay::ReplayFeed::open(dataset, 2)
+        .map_err(|e| e.to_string())?
+        .into_iter();
+    let base = {
+        let (c, d, o, s, f) = (
+            args.config.clone(),
+            Some(dataset.to_path_buf()),
+            base_db.to_path_buf(),
+            Some(candidate_dir),
+            feeds.next(),
+        );
+        std::thread::spawn(move || super::backtest::run_quiet(c, d, o, s, f, throwaway))
+    };
+    let cand_result = super::backtest::run_quiet(
+        args.candidate.clone(),
+        Some(dataset.to_path_buf()),
+        cand_db.to_path_buf(),
+        None,
+        feeds.next(),
+        throwaway,
+    );
+    let base_result = base
+        .join()
+        .map_err(|_| "the base replay panicked".to_string())?;
+    base_result.map_err(|e| format!("base ({}): {e}", args.config.display()))?;
+    cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))
+}
+
+/// The two per-quote replays at once, one per core.
+fn replay_per_quote(
+    args: &DiffArgs,
+    dataset: &std::path::Path,
+    base_db: &std::path::Path,
+    cand_db: &std::path::Path,
+) -> Result<(), String> {
+    let run = |config: &std::path::Path, out: &std::path::Path| {
+        super::backtest::per_quote_into(config, Some(dataset.to_path_buf()), out, (None, None))
+            .map(|_| ())
+    };
+    std::thread::scope(|s| {
+        let base = s.spawn(|| run(&args.config, base_db));
+        let cand_result = run(&args.candidate, cand_db);
+        base.join()
+            .map_err(|_| "the base replay panicked".to_string())?
+            .map_err(|e| format!("base ({}): {e}", args.config.display()))?;
+        cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))
     })
 }
 

@@ -28,14 +28,23 @@ pub struct DiffReport {
     pub base: RunReport,
     pub candidate: RunReport,
     /// The candidate's verdicts on the base run's very inputs and script state (it ran as the
-    /// base's shadow, mirroring its state): differences are the rules' alone.
+    /// base's shadow, mirroring its state): differences are the rules' alone. Empty when the
+    /// runs were evaluated per quote.
     pub same_inputs: super::ShadowSummary,
+    /// Both configs evaluate per quote (`cycle.evaluate: per_quote`), where no shadow runs: the
+    /// two runs' verdicts are matched quote by quote (a run's cycle is its quote's index).
+    pub per_quote: bool,
 }
 
 impl DiffReport {
-    /// On identical inputs, the candidate accepted something the base rejected.
+    /// On identical inputs, the candidate accepted something the base rejected. Per quote,
+    /// where no shadow gives identical inputs, at the same quote of the two runs.
     pub fn loosens(&self) -> bool {
-        !self.same_inputs.loosened.is_empty()
+        if self.per_quote {
+            !self.verdicts.loosened.is_empty()
+        } else {
+            !self.same_inputs.loosened.is_empty()
+        }
     }
     /// Anything at all differs.
     pub fn differs(&self) -> bool {
@@ -155,24 +164,32 @@ pub fn diff_text(d: &DiffReport) -> String {
         d.base_hash, d.candidate_hash
     );
     let s = &d.same_inputs;
-    let _ = writeln!(
-        out,
-        "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
-        s.cycles_compared
-    );
-    let _ = writeln!(
-        out,
-        "  tightened:  {} accepted by base, rejected by candidate: {}",
-        s.tightened.values().sum::<usize>(),
-        counts(&s.tightened)
-    );
-    let _ = writeln!(
-        out,
-        "  loosened:   {} rejected by base, accepted by candidate: {}",
-        s.loosened.values().sum::<usize>(),
-        counts(&s.loosened)
-    );
-    let _ = writeln!(out, "  modes:      {} cycles differ", s.mode_differs);
+    if d.per_quote {
+        let _ = writeln!(
+            out,
+            "evaluated per quote: no shadow runs, so no comparison on the same inputs; a \
+             loosening is judged at the same quote of the two replays below"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
+            s.cycles_compared
+        );
+        let _ = writeln!(
+            out,
+            "  tightened:  {} accepted by base, rejected by candidate: {}",
+            s.tightened.values().sum::<usize>(),
+            counts(&s.tightened)
+        );
+        let _ = writeln!(
+            out,
+            "  loosened:   {} rejected by base, accepted by candidate: {}",
+            s.loosened.values().sum::<usize>(),
+            counts(&s.loosened)
+        );
+        let _ = writeln!(out, "  modes:      {} cycles differ", s.mode_differs);
+    }
     let _ = writeln!(out, "each rule set trading on its own (two replays):");
     let _ = writeln!(
         out,
@@ -238,6 +255,20 @@ pub fn diff_text(d: &DiffReport) -> String {
 pub fn diff_json(d: &DiffReport) -> serde_json::Value {
     let v = &d.verdicts;
     let money = |x: Decimal| x.to_string();
+    let evaluate = if d.per_quote {
+        "per_quote"
+    } else {
+        "per_cycle"
+    };
+    // Per quote no shadow runs: nothing was compared on the same inputs.
+    let same_inputs = if d.per_quote {
+        serde_json::Value::Null
+    } else {
+        json!({"cycles": d.same_inputs.cycles_compared,
+               "tightened": d.same_inputs.tightened,
+               "loosened": d.same_inputs.loosened,
+               "mode_differs": d.same_inputs.mode_differs})
+    };
     json!({
         "base_rules": d.base_hash,
         "candidate_rules": d.candidate_hash,
@@ -261,10 +292,8 @@ pub fn diff_json(d: &DiffReport) -> serde_json::Value {
                  "equity_end": money(d.candidate.equity_end),
                  "max_drawdown": money(d.candidate.max_drawdown),
                  "max_exposure": money(d.candidate.max_exposure)},
-        "same_inputs": {"cycles": d.same_inputs.cycles_compared,
-                        "tightened": d.same_inputs.tightened,
-                        "loosened": d.same_inputs.loosened,
-                        "mode_differs": d.same_inputs.mode_differs},
+        "evaluate": evaluate,
+        "same_inputs": same_inputs,
         "loosens": d.loosens(),
         "differs": d.differs(),
     })
