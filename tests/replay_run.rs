@@ -102,6 +102,32 @@ fn a_config_error_exits_non_zero_with_one_line_per_problem() {
 }
 
 #[test]
+fn a_per_quote_config_is_refused_by_the_cycle_loop_rather_than_run_without_a_strategy() {
+    // Its per-cycle strategy() returns no intent: run as a cycle loop it would trade nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .current_dir(repo())
+        .args([
+            "run",
+            "--once",
+            "--no-watch",
+            "--config",
+            "configs/examples/ema-cross",
+            "--db",
+        ])
+        .arg(tmp.path().join("ema.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bot.yaml: cycle.evaluate: per_quote runs only in `btcbot backtest`"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("ema.db").exists(), "nothing was written");
+}
+
+#[test]
 fn sigterm_finishes_the_cycle_in_flight_commits_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("term.db");

@@ -126,6 +126,14 @@ impl Runner {
             config.rules.shadow = Some(shadow.clone());
         }
         let bot = &config.bot;
+        if bot.cycle.evaluate == crate::config::Evaluate::PerQuote {
+            return Err(format!(
+                "{}: cycle.evaluate: per_quote runs only in `btcbot backtest` and `btcbot rules \
+                 diff`, quote by quote over a replay; this command runs the cycle loop (set \
+                 cycle.evaluate: per_cycle)",
+                config.dir.join("bot.yaml").display()
+            ));
+        }
         let db_path = options
             .db
             .clone()
