@@ -71,7 +71,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         None => tmp.path().to_path_buf(),
     };
     let (base_db, cand_db) = (dir.join("base.db"), dir.join("candidate.db"));
-    let base_config = crate::config::Config::load(&args.config).map_err(|e| e.to_string())?;
+    let base_config = crate::config::Config::load(&args.config)
+        .map_err(|e| format!("base ({}): {e}", args.config.display()))?;
     let per_quote = same_evaluation(&args, &base_config)?;
     let dataset = match args.dataset.clone() {
         Some(d) => d,
@@ -160,7 +161,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
 /// their runs' cycles would not correspond.
 fn same_evaluation(args: &DiffArgs, base: &crate::config::Config) -> Result<bool, String> {
     use crate::config::Evaluate;
-    let candidate = crate::config::Config::load(&args.candidate).map_err(|e| e.to_string())?;
+    let candidate = crate::config::Config::load(&args.candidate)
+        .map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))?;
     let name = |e: Evaluate| match e {
         Evaluate::PerQuote => "per_quote",
         Evaluate::PerCycle => "per_cycle",
