@@ -3,7 +3,7 @@
 //! PnL, drawdown and exposure deltas.
 
 use super::run::RunReport;
-use super::{VerdictDiff, compare_verdicts};
+use super::{VerdictDiff, compare_verdicts, write_verdict_changes};
 use crate::domain::Mode;
 use crate::store::{Store, StoreError};
 use rust_decimal::Decimal;
@@ -135,16 +135,6 @@ pub fn compare_runs(base: &Store, candidate: &Store) -> Result<DiffReport, Store
     Ok(d)
 }
 
-fn counts(m: &BTreeMap<String, usize>) -> String {
-    if m.is_empty() {
-        return "none".into();
-    }
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn delta(a: Decimal, b: Decimal) -> String {
     format!(
         "{} → {} ({:+})",
@@ -176,18 +166,7 @@ pub fn diff_text(d: &DiffReport) -> String {
             "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
             s.cycles_compared
         );
-        let _ = writeln!(
-            out,
-            "  tightened:  {} accepted by base, rejected by candidate: {}",
-            s.tightened.values().sum::<usize>(),
-            counts(&s.tightened)
-        );
-        let _ = writeln!(
-            out,
-            "  loosened:   {} rejected by base, accepted by candidate: {}",
-            s.loosened.values().sum::<usize>(),
-            counts(&s.loosened)
-        );
+        write_verdict_changes(&mut out, 12, "base", &s.tightened, &s.loosened);
         let _ = writeln!(out, "  modes:      {} cycles differ", s.mode_differs);
     }
     let _ = writeln!(out, "each rule set trading on its own (two replays):");
@@ -196,18 +175,7 @@ pub fn diff_text(d: &DiffReport) -> String {
         "  intents:    base {} candidate {} (only base {}, only candidate {})",
         v.a_intents, v.b_intents, v.only_a, v.only_b
     );
-    let _ = writeln!(
-        out,
-        "  tightened:  {} accepted by base, rejected by candidate: {}",
-        v.tightened.values().sum::<usize>(),
-        counts(&v.tightened)
-    );
-    let _ = writeln!(
-        out,
-        "  loosened:   {} rejected by base, accepted by candidate: {}",
-        v.loosened.values().sum::<usize>(),
-        counts(&v.loosened)
-    );
+    write_verdict_changes(&mut out, 12, "base", &v.tightened, &v.loosened);
     let _ = writeln!(
         out,
         "  other:      {} rejected by both for different reasons",

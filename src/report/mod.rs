@@ -2,6 +2,7 @@
 //! and one cycle's decision path (`btcbot explain --cycle ID`). Read-only.
 
 use crate::store::{DecisionRow, Store, StoreError};
+use run::counts;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -190,13 +191,29 @@ pub fn shadow_summary(store: &Store) -> Result<ShadowSummary, StoreError> {
     Ok(s)
 }
 
-fn counts(map: &BTreeMap<String, usize>) -> String {
-    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(" ")
-    }
+/// The tightened and loosened lines of a verdict comparison of `a`'s verdicts with the
+/// candidate's, their labels padded to `width`.
+fn write_verdict_changes(
+    out: &mut String,
+    width: usize,
+    a: &str,
+    tightened: &BTreeMap<String, usize>,
+    loosened: &BTreeMap<String, usize>,
+) {
+    let _ = writeln!(
+        out,
+        "  {:<width$}{} accepted by {a}, rejected by candidate: {}",
+        "tightened:",
+        tightened.values().sum::<usize>(),
+        counts(tightened)
+    );
+    let _ = writeln!(
+        out,
+        "  {:<width$}{} rejected by {a}, accepted by candidate: {}",
+        "loosened:",
+        loosened.values().sum::<usize>(),
+        counts(loosened)
+    );
 }
 
 /// The text `btcbot report --shadow` prints.
@@ -215,18 +232,7 @@ pub fn shadow_text(s: &ShadowSummary) -> String {
         "  intents:     active {} candidate {} (only active {}, only candidate {})",
         s.active_intents, s.candidate_intents, s.only_active, s.only_candidate
     );
-    let _ = writeln!(
-        out,
-        "  tightened:   {} accepted by active, rejected by candidate: {}",
-        s.tightened.values().sum::<usize>(),
-        counts(&s.tightened)
-    );
-    let _ = writeln!(
-        out,
-        "  loosened:    {} rejected by active, accepted by candidate: {}",
-        s.loosened.values().sum::<usize>(),
-        counts(&s.loosened)
-    );
+    write_verdict_changes(&mut out, 13, "active", &s.tightened, &s.loosened);
     let _ = writeln!(
         out,
         "  other:       {} rejected by both for different reasons",

@@ -93,7 +93,8 @@ pub fn run_report(store: &Store) -> Result<RunReport, StoreError> {
     Ok(r)
 }
 
-fn counts<K: std::fmt::Display>(m: &BTreeMap<K, usize>) -> String {
+/// `key=count` pairs in key order, or `none`.
+pub(super) fn counts<K: std::fmt::Display>(m: &BTreeMap<K, usize>) -> String {
     if m.is_empty() {
         return "none".into();
     }
