@@ -180,15 +180,21 @@ fn example_with_limit(
     dir: &std::path::Path,
     dataset: &std::path::Path,
     limit: &str,
+    symbols: &str,
 ) -> std::path::PathBuf {
     let example = repo_root().join("configs/examples/ema-cross");
     let read = |name: &str| std::fs::read_to_string(example.join(name)).unwrap();
-    let out = dir.join(format!("ema-{limit}"));
+    let out = dir.join(format!("ema-{limit}-{}", symbols.len()));
     std::fs::create_dir_all(&out).unwrap();
-    let bot = read("bot.yaml").replace(
-        "dataset: ../../../data/replay/sample",
-        &format!("dataset: {}", dataset.display()),
-    );
+    let bot = read("bot.yaml")
+        .replace(
+            "dataset: ../../../data/replay/sample",
+            &format!("dataset: {}", dataset.display()),
+        )
+        .replace(
+            "symbols: [BTCTRY, ETHTRY, AVAXTRY, USDTTRY]",
+            &format!("symbols: [{symbols}]"),
+        );
     let rules = read("rules.yaml")
         .replace(
             "dir: rules",
@@ -249,9 +255,10 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
         .count();
     let placed = reference(&rows).len();
     assert!(buys >= 10, "{buys}");
-    let example = example_with_limit(tmp.path(), &dataset, "5000");
+    const ALL: &str = "BTCTRY, ETHTRY, AVAXTRY, USDTTRY";
+    let example = example_with_limit(tmp.path(), &dataset, "5000", ALL);
     // Every buy is ~1,000 TRY: under 900 TRY the candidate rejects each one at its quote.
-    let tight = example_with_limit(tmp.path(), &dataset, "900");
+    let tight = example_with_limit(tmp.path(), &dataset, "900", ALL);
 
     let (code, d) = rules_diff(&example, &tight, &dataset);
     assert_eq!(code, Some(0), "tightening does not loosen: {d}");
@@ -267,7 +274,29 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
     let (code, d) = rules_diff(&tight, &example, &dataset);
     assert_eq!(code, Some(1), "{d}");
     assert_eq!(d["loosened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
+    // The loose run sells what it bought; the tight base, never holding, judged no sell.
+    assert_eq!(
+        d["intents"]["only_candidate_accepted"],
+        placed - buys,
+        "{d}"
+    );
     assert_eq!(d["loosens"], true);
+
+    // Per-quote runs over other symbols number their quotes differently: refused, not compared
+    // (compared, no intent would line up and a loosening would pass unseen).
+    let one_symbol = example_with_limit(tmp.path(), &dataset, "5000", "BTCTRY");
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["rules", "diff", "--fail-on", "loosen", "--config"])
+        .arg(&tight)
+        .arg("--candidate")
+        .arg(&one_symbol)
+        .arg("--dataset")
+        .arg(&dataset)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bot.yaml symbols must be the same"), "{err}");
 
     // A per-quote config against a cycle-level one is refused, not compared.
     let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))

@@ -178,6 +178,26 @@ fn same_evaluation(args: &DiffArgs, base: &crate::config::Config) -> Result<bool
             name(b)
         ));
     }
+    if a == Evaluate::PerQuote {
+        // A per-quote run numbers its cycles by the quotes of its own symbols: with other
+        // symbols the two runs' cycles, and so their verdicts, would not line up.
+        let sorted = |c: &crate::config::Config| {
+            let mut v: Vec<String> = c.bot.symbols.iter().map(ToString::to_string).collect();
+            v.sort();
+            v
+        };
+        let (sa, sb) = (sorted(base), sorted(&candidate));
+        if sa != sb {
+            return Err(format!(
+                "{} trades [{}] and {} trades [{}]: two per-quote runs are compared quote by \
+                 quote, so their bot.yaml symbols must be the same",
+                args.config.display(),
+                sa.join(", "),
+                args.candidate.display(),
+                sb.join(", ")
+            ));
+        }
+    }
     Ok(a == Evaluate::PerQuote)
 }
 

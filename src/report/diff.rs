@@ -37,11 +37,13 @@ pub struct DiffReport {
 }
 
 impl DiffReport {
-    /// On identical inputs, the candidate accepted something the base rejected. Per quote,
-    /// where no shadow gives identical inputs, at the same quote of the two runs.
+    /// On identical inputs, the candidate accepted something the base rejected. Per quote, where
+    /// no shadow gives identical inputs: at the same quote of the two runs, or an intent the
+    /// candidate accepted where the base judged none. Once the runs' positions differ their
+    /// intents no longer line up, so such an acceptance counts too (fail closed).
     pub fn loosens(&self) -> bool {
         if self.per_quote {
-            !self.verdicts.loosened.is_empty()
+            !self.verdicts.loosened.is_empty() || self.verdicts.only_b_accepted > 0
         } else {
             !self.same_inputs.loosened.is_empty()
         }
@@ -158,7 +160,9 @@ pub fn diff_text(d: &DiffReport) -> String {
         let _ = writeln!(
             out,
             "evaluated per quote: no shadow runs, so no comparison on the same inputs; a \
-             loosening is judged at the same quote of the two replays below"
+             loosening is judged on the two replays below: at the same quote, or an intent \
+             only the candidate accepted ({} here)",
+            v.only_b_accepted
         );
     } else {
         let _ = writeln!(
@@ -241,7 +245,8 @@ pub fn diff_json(d: &DiffReport) -> serde_json::Value {
         "base_rules": d.base_hash,
         "candidate_rules": d.candidate_hash,
         "intents": {"base": v.a_intents, "candidate": v.b_intents,
-                    "only_base": v.only_a, "only_candidate": v.only_b},
+                    "only_base": v.only_a, "only_candidate": v.only_b,
+                    "only_candidate_accepted": v.only_b_accepted},
         "tightened": v.tightened,
         "loosened": v.loosened,
         "other_reason": v.other_reason,

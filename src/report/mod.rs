@@ -75,6 +75,8 @@ pub struct VerdictDiff {
     pub other_reason: usize,
     pub only_a: usize,
     pub only_b: usize,
+    /// Of `only_b`, the intents B accepted (or resized).
+    pub only_b_accepted: usize,
     /// Every tightened / loosened intent: (cycle, symbol, side, A's reason, B's reason).
     pub changed: Vec<(i64, String, String, String, String)>,
     /// The first differences, as lines.
@@ -132,7 +134,12 @@ pub fn compare_verdicts(
             _ => {}
         }
     }
-    v.only_b = b.keys().filter(|k| !a.contains_key(*k)).count();
+    for (key, y) in &b {
+        if !a.contains_key(key) {
+            v.only_b += 1;
+            v.only_b_accepted += usize::from(accepted(y));
+        }
+    }
     v.examples.truncate(10);
     v
 }
@@ -285,26 +292,24 @@ mod tests {
         }
     }
 
-    /// A store with one cycle per mode, cycle ids from 1; `shadow` gives the shadow's mode of
-    /// the cycles that have one, and every cycle decides one accepted intent.
+    /// A store with the given cycles: (id, mode, the shadow's mode when the cycle has a shadow
+    /// row). Every cycle decides one accepted intent; every shadow rejects it.
     fn store_with(
         dir: &std::path::Path,
         name: &str,
         hash: &str,
-        modes: &[Mode],
-        shadow: &[Option<Mode>],
+        cycles: &[(i64, Mode, Option<Mode>)],
     ) -> Store {
         let mut store = Store::open(&dir.join(name), Durability::Normal).unwrap();
-        for (i, mode) in modes.iter().enumerate() {
-            let cycle_id = i64::try_from(i).unwrap() + 1;
+        for &(cycle_id, mode, shadow) in cycles {
             let rec = CycleRecord {
                 cycle_id,
                 market_ts_ms: 1_767_225_600_000 + cycle_id * 1000,
                 rule_hash: hash.into(),
-                mode: *mode,
+                mode,
                 decisions: vec![decision(Verdict::Accept)],
                 orders_placed: 1,
-                shadow: shadow.get(i).copied().flatten().map(|m| ShadowRecord {
+                shadow: shadow.map(|m| ShadowRecord {
                     rule_hash: "cand".into(),
                     mode: m,
                     decisions: vec![decision(reject("MAX_POSITION_NOTIONAL"))],
@@ -322,20 +327,34 @@ mod tests {
     fn a_diff_and_a_shadow_summary_count_the_cycles_whose_modes_differ() {
         use Mode::{Normal, ObserveOnly, ReduceOnly};
         let dir = tempfile::tempdir().unwrap();
+        // Gaps in both runs' ids, as per-quote runs have: only the ids both runs have (1, 4, 5
+        // and 7) are compared; 2 and 9 are the base's alone, 3, 6 and 8 the candidate's.
         let base = store_with(
             dir.path(),
             "base.db",
             "base-hash",
-            &[Normal, Normal, ReduceOnly, ObserveOnly, Normal],
-            &[Some(Normal), None, Some(ObserveOnly), Some(ObserveOnly)],
+            &[
+                (1, Normal, Some(Normal)),
+                (2, Normal, None),
+                (4, ReduceOnly, Some(ObserveOnly)),
+                (5, ObserveOnly, Some(ObserveOnly)),
+                (7, Normal, None),
+                (9, ReduceOnly, None),
+            ],
         );
-        // The candidate's run is a cycle shorter, and a cycle only one run has is not compared.
         let candidate = store_with(
             dir.path(),
             "cand.db",
             "cand-hash",
-            &[Normal, ReduceOnly, ReduceOnly, Normal],
-            &[],
+            &[
+                (1, Normal, None),
+                (3, ObserveOnly, None),
+                (4, ReduceOnly, None),
+                (5, Normal, None),
+                (6, ReduceOnly, None),
+                (7, ObserveOnly, None),
+                (8, Normal, None),
+            ],
         );
         let d = compare_runs(&base, &candidate).unwrap();
         assert_eq!(
@@ -349,7 +368,7 @@ mod tests {
         };
         assert_eq!(
             d.mode_changes,
-            pairs(&[("normal", "reduce_only", 1), ("observe_only", "normal", 1)])
+            pairs(&[("normal", "observe_only", 1), ("observe_only", "normal", 1)])
         );
 
         let s = shadow_summary(&base).unwrap();
