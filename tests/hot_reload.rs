@@ -167,3 +167,58 @@ fn rules_edited_on_disk_are_picked_up_between_cycles_and_bad_edits_keep_the_old_
         "expected the tighten and the fix as good reloads"
     );
 }
+
+#[test]
+fn a_reload_cannot_switch_the_loop_to_per_quote_and_a_per_quote_shadow_is_refused() {
+    use arc_swap::ArcSwap;
+    use btcbot::rules::watcher::{ReloadOutcome, SharedRules, reload_now};
+    use std::sync::Arc;
+    let f = Fixture::new();
+    let shared: SharedRules = Arc::new(ArcSwap::from_pointee(
+        btcbot::rules::RuleSet::build(&f.config).unwrap(),
+    ));
+    let before = shared.load().hash.clone();
+    // The loop was chosen at start: switching it on disk keeps the running rules.
+    f.edit_config(
+        "bot.yaml",
+        "  jitter_ms: 0",
+        "  jitter_ms: 0\n  evaluate: per_quote",
+    );
+    match reload_now(&f.config, &shared) {
+        ReloadOutcome::Failed { error } => assert!(
+            error.ends_with("bot.yaml: cycle.evaluate changed; restart the bot to apply it"),
+            "{error}"
+        ),
+        other => panic!("expected a refused reload, got {other:?}"),
+    }
+    assert_eq!(shared.load().hash, before);
+    f.edit_config(
+        "bot.yaml",
+        "  jitter_ms: 0\n  evaluate: per_quote",
+        "  jitter_ms: 0",
+    );
+
+    // A per-quote pack as the shadow of a cycle would only ever look stricter: refused.
+    let example = common::repo_root().join("configs/examples/ema-cross");
+    let rules_yaml = format!(
+        "{}shadow: {}\n",
+        f.read_config("rules.yaml"),
+        example.display()
+    );
+    f.write_config("rules.yaml", &rules_yaml);
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["run", "--once", "--no-watch", "--config"])
+        .arg(&f.config)
+        .arg("--db")
+        .arg(f.tmp.path().join("shadow.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "its bot.yaml says cycle.evaluate: per_quote; a shadow is evaluated once per cycle"
+        ),
+        "{err}"
+    );
+}

@@ -43,9 +43,18 @@ pub(crate) fn build_shadow(config: &crate::config::Config) -> Result<Option<Rule
         return Ok(None);
     };
     let dir = config.resolve(dir);
-    RuleSet::build(&dir)
-        .map(Some)
-        .map_err(|e| format!("rules.yaml shadow ({}): {e}", dir.display()))
+    let set =
+        RuleSet::build(&dir).map_err(|e| format!("rules.yaml shadow ({}): {e}", dir.display()))?;
+    // A per-quote pack decides in on_quote(q); beside a cycle its strategy(ctx) makes no
+    // intent, so as a shadow it would only ever look stricter.
+    if set.config.bot.cycle.evaluate == crate::config::Evaluate::PerQuote {
+        return Err(format!(
+            "rules.yaml shadow ({}): its bot.yaml says cycle.evaluate: per_quote; a shadow is \
+             evaluated once per cycle",
+            dir.display()
+        ));
+    }
+    Ok(Some(set))
 }
 
 /// The baseline stored under `key`, or (first start) the venue's balance of `asset`, stored.

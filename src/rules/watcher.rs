@@ -33,6 +33,16 @@ pub fn reload_now(config_dir: &Path, shared: &SharedRules) -> ReloadOutcome {
     match build_on_big_stack(config_dir) {
         Ok(set) => {
             let hash = set.hash.clone();
+            // The loop was chosen at start: a reload cannot switch it (restart to apply).
+            let running = shared.load().config.bot.cycle.evaluate;
+            if set.config.bot.cycle.evaluate != running {
+                return ReloadOutcome::Failed {
+                    error: format!(
+                        "{}: cycle.evaluate changed; restart the bot to apply it",
+                        config_dir.join("bot.yaml").display()
+                    ),
+                };
+            }
             if shared.load().hash == hash {
                 ReloadOutcome::Unchanged { hash }
             } else {
