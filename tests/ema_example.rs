@@ -244,6 +244,25 @@ fn rules_diff(
     (out.status.code(), json)
 }
 
+/// `rules diff --fail-on loosen` of a pair it must refuse: its exit status is 2; its stderr.
+fn refused_diff(
+    config: &std::path::Path,
+    candidate: &std::path::Path,
+    dataset: &std::path::Path,
+) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["rules", "diff", "--fail-on", "loosen", "--config"])
+        .arg(config)
+        .arg("--candidate")
+        .arg(candidate)
+        .arg("--dataset")
+        .arg(dataset)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
     let tmp = tempfile::tempdir().unwrap();
@@ -285,31 +304,11 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
     // Per-quote runs over other symbols number their quotes differently: refused, not compared
     // (compared, no intent would line up and a loosening would pass unseen).
     let one_symbol = example_with_limit(tmp.path(), &dataset, "5000", "BTCTRY");
-    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
-        .args(["rules", "diff", "--fail-on", "loosen", "--config"])
-        .arg(&tight)
-        .arg("--candidate")
-        .arg(&one_symbol)
-        .arg("--dataset")
-        .arg(&dataset)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_diff(&tight, &one_symbol, &dataset);
     assert!(err.contains("bot.yaml symbols must be the same"), "{err}");
 
     // A per-quote config against a cycle-level one is refused, not compared.
-    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
-        .args(["rules", "diff", "--config"])
-        .arg(&example)
-        .arg("--candidate")
-        .arg(repo_root().join("configs/default"))
-        .arg("--dataset")
-        .arg(&dataset)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_diff(&example, &repo_root().join("configs/default"), &dataset);
     assert!(
         err.contains("evaluates per_quote") && err.contains("evaluates per_cycle"),
         "{err}"
