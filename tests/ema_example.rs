@@ -217,48 +217,45 @@ fn example_with_limit(
     out
 }
 
+/// `btcbot rules diff --fail-on loosen` of `config` against `candidate`, with `more` flags.
+fn run_diff(
+    config: &std::path::Path,
+    candidate: &std::path::Path,
+    dataset: &std::path::Path,
+    more: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["rules", "diff", "--fail-on", "loosen"])
+        .args(more)
+        .arg("--config")
+        .arg(config)
+        .arg("--candidate")
+        .arg(candidate)
+        .arg("--dataset")
+        .arg(dataset)
+        .output()
+        .unwrap()
+}
+
+/// The JSON diff and its exit status.
 fn rules_diff(
     config: &std::path::Path,
     candidate: &std::path::Path,
     dataset: &std::path::Path,
 ) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
-        .args([
-            "rules",
-            "diff",
-            "--format",
-            "json",
-            "--fail-on",
-            "loosen",
-            "--config",
-        ])
-        .arg(config)
-        .arg("--candidate")
-        .arg(candidate)
-        .arg("--dataset")
-        .arg(dataset)
-        .output()
-        .unwrap();
+    let out = run_diff(config, candidate, dataset, &["--format", "json"]);
     let json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), json)
 }
 
-/// `rules diff --fail-on loosen` of a pair it must refuse: its exit status is 2; its stderr.
+/// A diff of a pair it must refuse: its exit status is 2; its stderr.
 fn refused_diff(
     config: &std::path::Path,
     candidate: &std::path::Path,
     dataset: &std::path::Path,
 ) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_btcbot"))
-        .args(["rules", "diff", "--fail-on", "loosen", "--config"])
-        .arg(config)
-        .arg("--candidate")
-        .arg(candidate)
-        .arg("--dataset")
-        .arg(dataset)
-        .output()
-        .unwrap();
+    let out = run_diff(config, candidate, dataset, &[]);
     assert_eq!(out.status.code(), Some(2));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
