@@ -365,6 +365,46 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     assert!(thrown.status.success(), "{}", text(&thrown));
     let thrown: serde_json::Value = serde_json::from_str(&text(&thrown)).unwrap();
     assert_eq!(thrown, report, "the same report with and without --keep");
+    // A candidate copied elsewhere, its relative dataset path no longer resolving: given
+    // --dataset, the diff never reads that path; without it, one line names the key.
+    let sample = common::repo_root().join("data/replay/sample");
+    let bot_yaml = tight.read_config("bot.yaml");
+    let moved: String = bot_yaml
+        .lines()
+        .map(|line| match line.trim_start().starts_with("dataset:") {
+            true => "  dataset: ../no/such/dataset\n".to_string(),
+            false => format!("{line}\n"),
+        })
+        .collect();
+    assert!(moved.contains("../no/such/dataset"), "{moved}");
+    tight.write_config("bot.yaml", &moved);
+    let given = diff(
+        &base.config,
+        &tight.config,
+        &["--format", "json", "--dataset", sample.to_str().unwrap()],
+    );
+    assert!(
+        given.status.success(),
+        "{}",
+        String::from_utf8_lossy(&given.stderr)
+    );
+    let given: serde_json::Value = serde_json::from_str(&text(&given)).unwrap();
+    assert_eq!(given["same_inputs"], report["same_inputs"]);
+    let bt = backtest(
+        &tight.config,
+        &tight.tmp.path().join("moved.db"),
+        &["--dataset", sample.to_str().unwrap()],
+    );
+    assert!(bt.contains("cycles"), "{bt}");
+    let missing = diff(&tight.config, &base.config, &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("bot.yaml: exchange.dataset: dataset directory")
+            && err.contains("no/such/dataset"),
+        "{err}"
+    );
+    tight.write_config("bot.yaml", &bot_yaml);
     for db in ["base.db", "candidate.db"] {
         let kept = btcbot::store::Store::open_read_only(&keep.join(db)).unwrap();
         let cycles = kept.cycles().unwrap();

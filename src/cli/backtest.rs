@@ -99,9 +99,7 @@ pub(crate) fn per_quote_into(
         .find(|(k, _)| **k == rules.config.bot.quote_asset)
         .map(|(_, v)| *v)
         .unwrap_or_default();
-    let dataset = dataset
-        .or_else(|| rules.config.dataset.clone())
-        .ok_or("no dataset")?;
+    let dataset = rules.config.replay_dataset(dataset.as_deref())?;
     if let Some(moved) = crate::engine::startup::rotate_if_used(out)? {
         eprintln!("previous run kept as {}", moved.display());
     }

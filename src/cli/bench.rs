@@ -196,8 +196,8 @@ fn entry<'v>(yaml: &'v mut serde_norway::Value, key: &str) -> Option<&'v mut ser
 }
 
 /// A candidate for `rules diff`: `config` with `max_position_notional` at 40% (5,000 → 2,000
-/// TRY for the default), its paths made absolute so it works from `dir`, and no rule tests (the
-/// pack's tests pin the default limits). Returns its directory and what it changed.
+/// TRY for the default), its rules directory made absolute so it works from `dir`, and no rule
+/// tests (the pack's tests pin the default limits). Returns its directory and what it changed.
 fn tightened_candidate(config: &Path, dir: &Path) -> Result<(PathBuf, String), String> {
     let candidate = dir.join("candidate");
     std::fs::create_dir_all(&candidate).map_err(|e| format!("{}: {e}", candidate.display()))?;
@@ -225,11 +225,9 @@ fn tightened_candidate(config: &Path, dir: &Path) -> Result<(PathBuf, String), S
         *t = serde_norway::Value::String("none (the bench candidate runs no rule tests)".into());
     }
     write("rules.yaml", &rules)?;
-    let mut bot = read("bot.yaml")?;
-    if let Some(d) = entry(&mut bot, "exchange").and_then(|x| entry(x, "dataset")) {
-        absolute(d);
-    }
-    write("bot.yaml", &bot)?;
+    // bot.yaml as it is: the diff is given --dataset, so its relative dataset path is not read.
+    std::fs::copy(config.join("bot.yaml"), candidate.join("bot.yaml"))
+        .map_err(|e| format!("bot.yaml: {e}"))?;
     let mut risk = read("risk.yaml")?;
     let limit = entry(&mut risk, "limits")
         .and_then(|l| entry(l, "max_position_notional"))

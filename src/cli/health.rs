@@ -65,9 +65,12 @@ async fn exchange_checks(checks: &mut Checks, config: &Config, max_skew_ms: u64)
         ExchangeSection::Replay {
             starting_balances, ..
         } => {
-            let Some(dataset) = config.dataset.clone() else {
-                checks.add(Status::Fail, "exchange", "no dataset configured");
-                return;
+            let dataset = match config.replay_dataset(None) {
+                Ok(dataset) => dataset,
+                Err(e) => {
+                    checks.add(Status::Fail, "exchange", e);
+                    return;
+                }
             };
             let shown = dataset.display().to_string();
             let opened = ReplayExchange::open(ReplayConfig {

@@ -74,12 +74,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
     let base_config = crate::config::Config::load(&args.config)
         .map_err(|e| format!("base ({}): {e}", args.config.display()))?;
     let per_quote = same_evaluation(&args, &base_config)?;
-    let dataset = match args.dataset.clone() {
-        Some(d) => d,
-        None => base_config
-            .dataset
-            .ok_or_else(|| format!("{}: no dataset configured", args.config.display()))?,
-    };
+    let dataset = base_config.replay_dataset(args.dataset.as_deref())?;
     if per_quote {
         replay_per_quote(&args, &dataset, &base_db, &cand_db)?;
     } else {

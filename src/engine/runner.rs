@@ -113,14 +113,13 @@ impl Runner {
     pub async fn start(options: RunOptions) -> Result<Runner, String> {
         let set = RuleSet::build(&options.config_dir).map_err(|e| e.to_string())?;
         let mut config = set.config.clone();
-        if let Some(dataset) = &options.dataset {
-            if config.dataset.is_none() {
-                return Err(format!(
-                    "{}: --dataset needs a replay venue (bot.yaml exchange.kind: replay)",
-                    config.dir.join("bot.yaml").display()
-                ));
-            }
-            config.dataset = Some(dataset.clone());
+        if config.dataset.is_some() {
+            config.dataset = Some(config.replay_dataset(options.dataset.as_deref())?);
+        } else if options.dataset.is_some() {
+            return Err(format!(
+                "{}: --dataset needs a replay venue (bot.yaml exchange.kind: replay)",
+                config.dir.join("bot.yaml").display()
+            ));
         }
         if let Some(shadow) = &options.shadow {
             config.rules.shadow = Some(shadow.clone());
