@@ -570,3 +570,110 @@ fn a_backtest_stopped_by_sigterm_exits_cleanly_with_every_cycle_it_ran() {
     let all = btcbot(&["parity", db.to_str().unwrap(), db.to_str().unwrap()]);
     assert!(all.status.success(), "{}", text(&all));
 }
+
+#[test]
+fn a_paper_config_replays_over_a_recorded_dataset_from_given_balances() {
+    // The runbook's way to prove a change: the config that trades (a BTCTurk venue) and an
+    // edited copy, both replayed over recorded data.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = common::repo_root();
+    let sample = root.join("data/replay/sample");
+    let paper = |name: &str| {
+        let dir = tmp.path().join(name);
+        common::copy_dir(&root.join("configs/paper"), &dir);
+        let rules_yaml = std::fs::read_to_string(dir.join("rules.yaml")).unwrap();
+        let rules_dir = format!("dir: '{}'", root.join("rules").display());
+        std::fs::write(
+            dir.join("rules.yaml"),
+            rules_yaml.replace("dir: ../../rules", &rules_dir),
+        )
+        .unwrap();
+        dir
+    };
+    let base = paper("base");
+    let candidate = paper("candidate");
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = candidate.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file}: no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit(
+        "risk.yaml",
+        "max_position_notional: 5000",
+        "max_position_notional: 2000",
+    );
+    edit("rules.yaml", "tests: tests", "tests: none-for-this-copy");
+    let (base_s, sample_s) = (base.to_str().unwrap(), sample.to_str().unwrap());
+    let db = tmp.path().join("paper.db");
+
+    let without = btcbot(&[
+        "backtest",
+        "--config",
+        base_s,
+        "--dataset",
+        sample_s,
+        "--out",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(without.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        err.contains("base/bot.yaml: exchange.kind is btcturk")
+            && err.contains("--balance ASSET=AMOUNT"),
+        "{err}"
+    );
+    let bad = btcbot(&[
+        "backtest",
+        "--config",
+        base_s,
+        "--balance",
+        "TRY=-5",
+        "--out",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("a balance cannot be negative"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let summary = backtest(
+        &base,
+        &db,
+        &["--dataset", sample_s, "--balance", "TRY=10000"],
+    );
+    assert!(summary.contains("equity:     10000 → "), "{summary}");
+    assert!(summary.contains("filled="), "the replay traded: {summary}");
+
+    let diff = btcbot(&[
+        "rules",
+        "diff",
+        "--config",
+        base_s,
+        "--candidate",
+        candidate.to_str().unwrap(),
+        "--dataset",
+        sample_s,
+        "--balance",
+        "TRY=10000",
+        "--format",
+        "json",
+        "--fail-on",
+        "loosen",
+    ]);
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&text(&diff)).unwrap();
+    let tightened = report["same_inputs"]["tightened"].as_object().unwrap();
+    assert_eq!(
+        tightened.keys().collect::<Vec<_>>(),
+        ["MAX_POSITION_NOTIONAL"]
+    );
+    assert!(tightened["MAX_POSITION_NOTIONAL"].as_u64() > Some(0));
+    assert_eq!(report["same_inputs"]["loosened"], serde_json::json!({}));
+}

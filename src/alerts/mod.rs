@@ -107,9 +107,20 @@ pub struct RunAlerts {
     last_cycle_wall_ms: Option<i64>,
     /// The rule names last evaluated (to notice rules removed by a reload).
     last_names: Option<Vec<String>>,
+    /// Alerts are recorded but the hook is not run: a backtest replaying a live config must
+    /// not page anyone about market data that is months old.
+    hook_muted: bool,
 }
 
 impl RunAlerts {
+    /// A run's alert state; `hook_muted`: record alerts without running the hook.
+    pub fn new(hook_muted: bool) -> Self {
+        Self {
+            hook_muted,
+            ..Self::default()
+        }
+    }
+
     /// Evaluates the rules of `config` against the cycle just committed and records the result.
     ///
     /// # Errors
@@ -159,7 +170,8 @@ impl RunAlerts {
             exchange_rejects: outcome.rejected_by_exchange,
         };
         let evaluated = self.monitor.evaluate(&config.alert_rules, &inputs);
-        apply(store, &evaluated, config.alerts.hook.as_ref(), &inputs)
+        let hook = config.alerts.hook.as_ref().filter(|_| !self.hook_muted);
+        apply(store, &evaluated, hook, &inputs)
     }
 }
 
@@ -382,6 +394,47 @@ mod tests {
             .map(|a| a.name)
             .collect();
         assert!(!still.contains(&"reload".to_string()), "{still:?}");
+    }
+
+    #[test]
+    fn a_muted_run_records_its_alerts_without_running_the_hook() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/default");
+        let mut config = crate::config::Config::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+        config.alert_rules = rules();
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let paged = tmp.path().join("paged");
+        config.alerts.hook = Some(crate::config::alerts::HookSection {
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo \"$BTCBOT_ALERT_NAME\" >> '{}'", paged.display()),
+            ],
+            timeout_ms: 5_000,
+        });
+        let outcome = crate::engine::shell::CycleOutcome::default();
+        let raise = |muted: bool| {
+            let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+            let mut run = RunAlerts::new(muted);
+            run.reload_error = Some("risk.rhai:3: syntax error".into());
+            run.after_cycle(&mut store, &config, &outcome, 1, 0)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let active = store.alerts(true).unwrap_or_default();
+            assert!(active.iter().any(|a| a.name == "reload"), "{active:?}");
+        };
+        raise(true);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!paged.exists(), "a muted run ran the hook");
+        // The same alert unmuted runs it (so the check above can fail).
+        raise(false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !paged.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&paged).unwrap_or_default();
+        assert!(
+            text.lines().any(|l| l == "reload" || l == "degraded"),
+            "{text:?}"
+        );
     }
 
     #[test]

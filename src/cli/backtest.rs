@@ -13,12 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Args)]
 pub struct BacktestArgs {
-    /// Config directory; its bot.yaml venue must be a replay.
+    /// Config directory: a replay venue, or a BTCTurk one (paper or live) given --dataset and
+    /// --balance.
     #[arg(long, default_value_os_t = super::default_config_dir())]
     pub config: PathBuf,
     /// The dataset to replay (default: bot.yaml's).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// A starting balance, once per asset (e.g. `--balance TRY=10000`), in place of bot.yaml's
+    /// `exchange.starting_balances`; needed to replay a BTCTurk config.
+    #[arg(long = "balance", value_name = "ASSET=AMOUNT", value_parser = crate::config::parse_balance)]
+    pub balances: Vec<(String, rust_decimal::Decimal)>,
     /// First market time: milliseconds since the epoch or an RFC 3339 UTC time
     /// (`2026-01-01T00:30:00Z`).
     #[arg(long, value_parser = parse_time)]
@@ -77,17 +82,41 @@ pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     Ok(days * 86_400_000 + hh * 3_600_000 + mm * 60_000 + ss * 1000 + ms)
 }
 
+/// What a replay command replays: its `--dataset` and `--balance`s, each in place of bot.yaml's
+/// (see `Config::replay_over`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReplaySource {
+    pub dataset: Option<PathBuf>,
+    pub balances: Option<crate::config::Balances>,
+}
+
+impl ReplaySource {
+    pub fn of(
+        dataset: Option<&Path>,
+        balances: &[(String, rust_decimal::Decimal)],
+    ) -> Result<Self, String> {
+        Ok(Self {
+            dataset: dataset.map(Path::to_path_buf),
+            balances: crate::config::balances_from(balances)?,
+        })
+    }
+}
+
 /// `cycle.evaluate: per_quote`: `config`'s strategy on every quote of `dataset` (default: its
 /// bot.yaml's) into the database `out` (an existing one is kept beside it, renamed). Returns
 /// what the run did and how long the replay itself took, in seconds.
 pub(crate) fn per_quote_into(
     config: &Path,
-    dataset: Option<PathBuf>,
+    source: &ReplaySource,
     out: &Path,
     window: (Option<i64>, Option<i64>),
 ) -> Result<(crate::engine::per_quote::PerQuoteSummary, f64), String> {
     use crate::config::ExchangeSection;
-    let rules = crate::rules::RuleSet::build(config).map_err(|e| e.to_string())?;
+    let mut rules = crate::rules::RuleSet::build(config).map_err(|e| e.to_string())?;
+    rules
+        .config
+        .replay_over(source.dataset.as_deref(), source.balances.as_ref())?;
+    let dataset = rules.config.replay_dataset(None)?;
     let ExchangeSection::Replay {
         starting_balances, ..
     } = &rules.config.bot.exchange
@@ -99,7 +128,6 @@ pub(crate) fn per_quote_into(
         .find(|(k, _)| **k == rules.config.bot.quote_asset)
         .map(|(_, v)| *v)
         .unwrap_or_default();
-    let dataset = rules.config.replay_dataset(dataset.as_deref())?;
     if let Some(moved) = crate::engine::startup::rotate_if_used(out)? {
         eprintln!("previous run kept as {}", moved.display());
     }
@@ -112,12 +140,8 @@ pub(crate) fn per_quote_into(
 
 /// `btcbot backtest` of a config with `cycle.evaluate: per_quote`.
 fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
-    let (s, secs) = per_quote_into(
-        &args.config,
-        args.dataset.clone(),
-        &args.out,
-        (args.from, args.to),
-    )?;
+    let source = ReplaySource::of(args.dataset.as_deref(), &args.balances)?;
+    let (s, secs) = per_quote_into(&args.config, &source, &args.out, (args.from, args.to))?;
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
     println!(
@@ -157,10 +181,13 @@ const GROUP_COMMITS: u32 = 256;
 
 /// The cycle-level backtest: the live cycle over the replay, with a progress bar on a terminal.
 fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
+    let source = ReplaySource::of(args.dataset.as_deref(), &args.balances)?;
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(args.out.clone()),
-        dataset: args.dataset.clone(),
+        dataset: source.dataset,
+        starting_balances: source.balances,
+        mute_alert_hook: true,
         from_ms: args.from,
         to_ms: args.to,
         group_commits: GROUP_COMMITS,
@@ -204,7 +231,7 @@ fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
 /// Runs one backtest to completion, without output (for `rules diff`).
 pub(crate) fn run_quiet(
     config: PathBuf,
-    dataset: Option<PathBuf>,
+    source: ReplaySource,
     out: PathBuf,
     shadow: Option<PathBuf>,
     replay_feed: Option<crate::exchange::replay::ReplayFeed>,
@@ -213,7 +240,9 @@ pub(crate) fn run_quiet(
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(out),
-        dataset,
+        dataset: source.dataset,
+        starting_balances: source.balances,
+        mute_alert_hook: true,
         shadow_mirrors_state: shadow.is_some(),
         shadow,
         group_commits: GROUP_COMMITS,

@@ -35,6 +35,10 @@ pub struct DiffArgs {
     /// The dataset (default: the base's bot.yaml).
     #[arg(long)]
     pub dataset: Option<PathBuf>,
+    /// A starting balance of both runs, once per asset (e.g. `--balance TRY=10000`), in place
+    /// of bot.yaml's `exchange.starting_balances`; needed to replay a BTCTurk config.
+    #[arg(long = "balance", value_name = "ASSET=AMOUNT", value_parser = crate::config::parse_balance)]
+    pub balances: Vec<(String, rust_decimal::Decimal)>,
     /// text or json.
     #[arg(long, default_value = "text")]
     pub format: String,
@@ -74,11 +78,15 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
     let base_config = crate::config::Config::load(&args.config)
         .map_err(|e| format!("base ({}): {e}", args.config.display()))?;
     let per_quote = same_evaluation(&args, &base_config)?;
-    let dataset = base_config.replay_dataset(args.dataset.as_deref())?;
+    // Both runs replay the same dataset from the same --balance (when given).
+    let source = super::backtest::ReplaySource::of(
+        Some(&base_config.replay_dataset(args.dataset.as_deref())?),
+        &args.balances,
+    )?;
     if per_quote {
-        replay_per_quote(&args, &dataset, &base_db, &cand_db)?;
+        replay_per_quote(&args, &source, &base_db, &cand_db)?;
     } else {
-        replay_cycles(&args, &dataset, &base_db, &cand_db)?;
+        replay_cycles(&args, &source, &base_db, &cand_db)?;
     }
     let (a, b) = (
         super::backtest::open(&base_db)?,
@@ -201,7 +209,7 @@ fn same_evaluation(args: &DiffArgs, base: &crate::config::Config) -> Result<bool
 /// inputs.
 fn replay_cycles(
     args: &DiffArgs,
-    dataset: &std::path::Path,
+    source: &super::backtest::ReplaySource,
     base_db: &std::path::Path,
     cand_db: &std::path::Path,
 ) -> Result<(), String> {
@@ -209,13 +217,14 @@ fn replay_cycles(
         .map_err(|e| format!("{}: {e}", args.candidate.display()))?;
     // Without --keep nobody explains, compares or restarts these runs: they skip those records.
     let throwaway = args.keep.is_none();
+    let dataset = source.dataset.as_deref().ok_or("no dataset to replay")?;
     let mut feeds = crate::exchange::replay::ReplayFeed::open(dataset, 2)
         .map_err(|e| e.to_string())?
         .into_iter();
     let base = {
         let (c, d, o, s, f) = (
             args.config.clone(),
-            Some(dataset.to_path_buf()),
+            source.clone(),
             base_db.to_path_buf(),
             Some(candidate_dir),
             feeds.next(),
@@ -224,7 +233,7 @@ fn replay_cycles(
     };
     let cand_result = super::backtest::run_quiet(
         args.candidate.clone(),
-        Some(dataset.to_path_buf()),
+        source.clone(),
         cand_db.to_path_buf(),
         None,
         feeds.next(),
@@ -240,13 +249,12 @@ fn replay_cycles(
 /// The two per-quote replays at once, one per core.
 fn replay_per_quote(
     args: &DiffArgs,
-    dataset: &std::path::Path,
+    source: &super::backtest::ReplaySource,
     base_db: &std::path::Path,
     cand_db: &std::path::Path,
 ) -> Result<(), String> {
     let run = |config: &std::path::Path, out: &std::path::Path| {
-        super::backtest::per_quote_into(config, Some(dataset.to_path_buf()), out, (None, None))
-            .map(|_| ())
+        super::backtest::per_quote_into(config, source, out, (None, None)).map(|_| ())
     };
     std::thread::scope(|s| {
         let base = s.spawn(|| run(&args.config, base_db));

@@ -7,6 +7,7 @@
 pub mod alerts;
 mod files;
 mod params;
+mod replay;
 pub mod secrets;
 mod validate;
 
@@ -17,6 +18,7 @@ pub use files::{
     TradingMode, UnknownOrderPolicy,
 };
 pub use params::{ParamValue, Params};
+pub use replay::{Balances, balances_from, parse_balance};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -92,34 +94,6 @@ impl Config {
     /// The path of a script, e.g. `script_path("risk")`.
     pub fn script_path(&self, file: &str) -> PathBuf {
         self.rules_dir.join(file)
-    }
-
-    /// The dataset a replay opens: `given` (a command's `--dataset`) when there is one, else the
-    /// configured `exchange.dataset`, which must then exist.
-    ///
-    /// # Errors
-    /// No replay venue configured, or the configured dataset is not a directory (one line naming
-    /// bot.yaml and the key).
-    pub fn replay_dataset(&self, given: Option<&Path>) -> Result<PathBuf, String> {
-        let bot_yaml = self.dir.join("bot.yaml");
-        let Some(configured) = &self.dataset else {
-            return Err(format!(
-                "{}: exchange.kind is not replay, so there is no dataset to replay",
-                bot_yaml.display()
-            ));
-        };
-        if let Some(given) = given {
-            return Ok(given.to_path_buf());
-        }
-        if configured.is_dir() {
-            Ok(configured.clone())
-        } else {
-            Err(format!(
-                "{}: exchange.dataset: dataset directory {} not found (or give --dataset)",
-                bot_yaml.display(),
-                configured.display()
-            ))
-        }
     }
 
     /// Resolves a path written in a config file: relative paths are relative to the config dir.

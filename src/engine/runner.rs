@@ -44,8 +44,13 @@ pub struct RunOptions {
     pub db: Option<PathBuf>,
     /// Watch the config and rules for changes (hot reload).
     pub watch: bool,
-    /// Replay this dataset instead of bot.yaml's (the venue must be a replay).
+    /// Replay this dataset instead of bot.yaml's; a BTCTurk venue then becomes a replay of it
+    /// (`Config::replay_over`), which needs `starting_balances`.
     pub dataset: Option<PathBuf>,
+    /// A replay's starting balances, in place of bot.yaml's `exchange.starting_balances`.
+    pub starting_balances: Option<crate::config::Balances>,
+    /// Record alerts without running alerts.yaml's hook (backtests and diffs).
+    pub mute_alert_hook: bool,
     /// Market-time window of a replay: the first cycle is at or after `from_ms`, none after `to_ms`.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
@@ -76,6 +81,8 @@ impl RunOptions {
             db: None,
             watch: false,
             dataset: None,
+            starting_balances: None,
+            mute_alert_hook: false,
             from_ms: None,
             to_ms: None,
             shadow: None,
@@ -113,14 +120,10 @@ impl Runner {
     pub async fn start(options: RunOptions) -> Result<Runner, String> {
         let set = RuleSet::build(&options.config_dir).map_err(|e| e.to_string())?;
         let mut config = set.config.clone();
-        if config.dataset.is_some() {
-            config.dataset = Some(config.replay_dataset(options.dataset.as_deref())?);
-        } else if options.dataset.is_some() {
-            return Err(format!(
-                "{}: --dataset needs a replay venue (bot.yaml exchange.kind: replay)",
-                config.dir.join("bot.yaml").display()
-            ));
-        }
+        config.replay_over(
+            options.dataset.as_deref(),
+            options.starting_balances.as_ref(),
+        )?;
         if let Some(shadow) = &options.shadow {
             config.rules.shadow = Some(shadow.clone());
         }
@@ -345,6 +348,7 @@ impl Runner {
             equity_start: starting_cash,
             ..Summary::default()
         };
+        let mute_alert_hook = options.mute_alert_hook;
         Ok(Runner {
             kill_switch,
             arming,
@@ -359,7 +363,7 @@ impl Runner {
             clock: venue.clock,
             next_cycle_id,
             on_cycle: None,
-            alerts: crate::alerts::RunAlerts::default(),
+            alerts: crate::alerts::RunAlerts::new(mute_alert_hook),
         })
     }
 

@@ -216,12 +216,25 @@ pub fn diff_text(d: &DiffReport) -> String {
     );
     if !v.changed.is_empty() {
         let _ = writeln!(out, "  changed verdicts:");
-        for (cycle, sym, side, a, b) in &v.changed {
+        for (cycle, sym, side, a, b) in v.changed.iter().take(CHANGED_VERDICT_LINES) {
             let _ = writeln!(out, "    cycle {cycle} {sym} {side}: {a} → {b}");
+        }
+        if v.changed.len() > CHANGED_VERDICT_LINES {
+            let _ = writeln!(
+                out,
+                "    … and {} more (the first {CHANGED_VERDICT_LINES} of {} are shown; \
+                 --format json lists every one)",
+                v.changed.len() - CHANGED_VERDICT_LINES,
+                v.changed.len()
+            );
         }
     }
     out
 }
+
+/// Changed verdicts the text lists one by one: a months-long replay can change thousands, which
+/// a person reads as counts (above) and a few examples; the JSON keeps them all.
+const CHANGED_VERDICT_LINES: usize = 50;
 
 /// The JSON form (`--format json`), for CI.
 pub fn diff_json(d: &DiffReport) -> serde_json::Value {
@@ -270,4 +283,39 @@ pub fn diff_json(d: &DiffReport) -> serde_json::Value {
         "loosens": d.loosens(),
         "differs": d.differs(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_changes(n: usize) -> DiffReport {
+        let mut d = DiffReport::default();
+        d.verdicts.changed = (0..n)
+            .map(|i| {
+                let cycle = i64::try_from(i).unwrap_or(i64::MAX);
+                let reasons = ("ACCEPT".to_string(), "MAX_ORDER_NOTIONAL".to_string());
+                (cycle, "BTCTRY".into(), "buy".into(), reasons.0, reasons.1)
+            })
+            .collect();
+        d
+    }
+
+    #[test]
+    fn the_text_lists_the_first_changed_verdicts_and_counts_the_rest() {
+        let listed = |text: &str| text.lines().filter(|l| l.starts_with("    cycle ")).count();
+        let few = diff_text(&with_changes(CHANGED_VERDICT_LINES));
+        assert_eq!(listed(&few), CHANGED_VERDICT_LINES);
+        assert!(!few.contains("more"), "{few}");
+        let many = diff_text(&with_changes(CHANGED_VERDICT_LINES + 7));
+        assert_eq!(listed(&many), CHANGED_VERDICT_LINES);
+        assert!(
+            many.contains("… and 7 more (the first 50 of 57 are shown"),
+            "{many}"
+        );
+        assert!(many.contains("    cycle 49 BTCTRY buy: ACCEPT → MAX_ORDER_NOTIONAL"));
+        assert!(!many.contains("    cycle 50 "), "{many}");
+        let json = diff_json(&with_changes(CHANGED_VERDICT_LINES + 7));
+        assert_eq!(json["changed"].as_array().map(Vec::len), Some(57));
+    }
 }
