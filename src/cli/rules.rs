@@ -116,7 +116,10 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         Ok(d)
     })?;
     if args.format == "json" {
-        println!("{}", crate::report::diff_json(&d));
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+        crate::report::write_diff_json(&d, &mut stdout)
+            .and_then(|()| std::io::Write::flush(&mut stdout))
+            .map_err(|e| format!("writing the report: {e}"))?;
     } else {
         print!("{}", crate::report::diff_text(&d));
     }

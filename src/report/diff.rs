@@ -2,10 +2,10 @@
 //! changed (with both reason codes), mode changes, orders and fills added or removed, and the
 //! PnL, drawdown and exposure deltas.
 
+use super::merge::merge_groups;
 use super::run::RunReport;
-use super::{VerdictDiff, compare_verdicts, write_verdict_changes};
-use crate::domain::Mode;
-use crate::store::{Store, StoreError};
+use super::{VerdictDiff, write_verdict_changes};
+use crate::store::{Store, StoreError, TradeKey, Trades};
 use rust_decimal::Decimal;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,15 +61,10 @@ impl DiffReport {
     }
 }
 
-/// An order or fill as compared across runs: (cycle or time, symbol, side, price, qty).
-type TradeKey = (i64, String, String, Decimal, Decimal);
-
-fn set_difference<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> usize {
-    a.difference(b).count()
-}
-
 /// Compares the base run's database with the candidate's: everything but each run's own
-/// report (`base`, `candidate`: `run_report` of each, which the caller reads beside it).
+/// report (`base`, `candidate`: `run_report` of each, which the caller reads beside it). The
+/// two databases are walked side by side, one cycle (or fill time) at a time, so memory does
+/// not grow with the runs' length, only with how many verdicts changed.
 ///
 /// # Errors
 /// A database that cannot be read.
@@ -77,64 +72,64 @@ pub fn compare_runs(base: &Store, candidate: &Store) -> Result<DiffReport, Store
     let mut d = DiffReport {
         base_hash: base.first_rule_hash()?.unwrap_or_default(),
         candidate_hash: candidate.first_rule_hash()?.unwrap_or_default(),
-        verdicts: compare_verdicts(
-            base.decisions(None)?,
-            candidate.decisions(None)?,
-            "base",
-            "candidate",
-        ),
         ..DiffReport::default()
     };
-    // The candidate's modes held compactly (16 bytes a cycle), the base's streamed past them:
-    // both are in cycle order.
-    let mut modes_b: Vec<(i64, Mode)> = Vec::new();
-    candidate.each_cycle_mode(|row| modes_b.push(row))?;
-    let mut next_b = modes_b.iter().peekable();
-    base.each_cycle_mode(|(cycle_id, mode_a)| {
-        while next_b.next_if(|(id, _)| *id < cycle_id).is_some() {}
-        if let Some(&&(_, mode_b)) = next_b.peek().filter(|(id, _)| *id == cycle_id)
-            && mode_b != mode_a
-        {
-            *d.mode_changes
-                .entry((mode_a.as_str().to_string(), mode_b.as_str().to_string()))
-                .or_default() += 1;
-        }
-    })?;
-    let order_keys = |s: &Store| -> Result<BTreeSet<TradeKey>, StoreError> {
-        Ok(s.orders()?
-            .into_iter()
-            .map(|o| {
-                (
-                    o.cycle_id,
-                    o.symbol.as_str().to_string(),
-                    o.side.as_str().to_string(),
-                    o.price.value(),
-                    o.qty.value(),
-                )
-            })
-            .collect())
-    };
-    let (oa, ob) = (order_keys(base)?, order_keys(candidate)?);
-    d.orders_removed = set_difference(&oa, &ob);
-    d.orders_added = set_difference(&ob, &oa);
-    let fill_keys = |s: &Store| -> Result<BTreeSet<TradeKey>, StoreError> {
-        Ok(s.fills()?
-            .into_iter()
-            .map(|f| {
-                (
-                    f.ts_ms,
-                    f.symbol.as_str().to_string(),
-                    f.side.as_str().to_string(),
-                    f.price.value(),
-                    f.qty.value(),
-                )
-            })
-            .collect())
-    };
-    let (fa, fb) = (fill_keys(base)?, fill_keys(candidate)?);
-    d.fills_removed = set_difference(&fa, &fb);
-    d.fills_added = set_difference(&fb, &fa);
+    let verdicts = &mut d.verdicts;
+    base.with_decisions(|a| {
+        candidate.with_decisions(|b| {
+            merge_groups(
+                a,
+                b,
+                |row| row.cycle_id,
+                |_, a, b| {
+                    verdicts.add(a, b, "base", "candidate");
+                },
+            )
+        })
+    })???;
+    let mode_changes = &mut d.mode_changes;
+    base.with_cycle_modes(|a| {
+        candidate.with_cycle_modes(|b| {
+            merge_groups(
+                a,
+                b,
+                |row| row.0,
+                |_, a, b| {
+                    if let (Some((_, mode_a)), Some((_, mode_b))) = (a.first(), b.first())
+                        && mode_a != mode_b
+                    {
+                        *mode_changes
+                            .entry((mode_a.as_str().to_string(), mode_b.as_str().to_string()))
+                            .or_default() += 1;
+                    }
+                },
+            )
+        })
+    })???;
+    (d.orders_removed, d.orders_added) = trades_only_in_each(base, candidate, Trades::Orders)?;
+    (d.fills_removed, d.fills_added) = trades_only_in_each(base, candidate, Trades::Fills)?;
     Ok(d)
+}
+
+/// How many distinct trades only `a` has, and only `b`, matched by [`TradeKey`].
+fn trades_only_in_each(a: &Store, b: &Store, trades: Trades) -> Result<(usize, usize), StoreError> {
+    let (mut only_a, mut only_b) = (0, 0);
+    a.with_trade_keys(trades, |rows_a| {
+        b.with_trade_keys(trades, |rows_b| {
+            merge_groups(
+                rows_a,
+                rows_b,
+                |key| key.0,
+                |_, ga, gb| {
+                    let (ga, gb): (BTreeSet<TradeKey>, BTreeSet<TradeKey>) =
+                        (ga.into_iter().collect(), gb.into_iter().collect());
+                    only_a += ga.difference(&gb).count();
+                    only_b += gb.difference(&ga).count();
+                },
+            )
+        })
+    })???;
+    Ok((only_a, only_b))
 }
 
 fn delta(a: Decimal, b: Decimal) -> String {
@@ -236,8 +231,53 @@ pub fn diff_text(d: &DiffReport) -> String {
 /// a person reads as counts (above) and a few examples; the JSON keeps them all.
 const CHANGED_VERDICT_LINES: usize = 50;
 
-/// The JSON form (`--format json`), for CI.
-pub fn diff_json(d: &DiffReport) -> serde_json::Value {
+/// The JSON form (`--format json`), for CI: [`diff_summary_json`] and `"changed"`, every
+/// changed verdict as `{cycle, symbol, side, base, candidate}`, written as it is serialized
+/// (a long run can change hundreds of thousands; a JSON tree of them would cost ~1 KB each).
+///
+/// # Errors
+/// Writing to `out` fails.
+pub fn write_diff_json(d: &DiffReport, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Changed<'a> {
+        cycle: i64,
+        symbol: &'a str,
+        side: &'a str,
+        base: &'a str,
+        candidate: &'a str,
+    }
+    struct AllChanged<'a>(&'a [(i64, String, String, String, String)]);
+    impl serde::Serialize for AllChanged<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(
+                self.0
+                    .iter()
+                    .map(|(cycle, symbol, side, base, candidate)| Changed {
+                        cycle: *cycle,
+                        symbol,
+                        side,
+                        base,
+                        candidate,
+                    }),
+            )
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Whole<'a> {
+        #[serde(flatten)]
+        summary: serde_json::Value,
+        changed: AllChanged<'a>,
+    }
+    let whole = Whole {
+        summary: diff_summary_json(d),
+        changed: AllChanged(&d.verdicts.changed),
+    };
+    serde_json::to_writer(&mut *out, &whole).map_err(std::io::Error::other)?;
+    writeln!(out)
+}
+
+/// The JSON form without the list of changed verdicts.
+fn diff_summary_json(d: &DiffReport) -> serde_json::Value {
     let v = &d.verdicts;
     let money = |x: Decimal| x.to_string();
     let evaluate = if d.per_quote {
@@ -263,9 +303,6 @@ pub fn diff_json(d: &DiffReport) -> serde_json::Value {
         "tightened": v.tightened,
         "loosened": v.loosened,
         "other_reason": v.other_reason,
-        "changed": v.changed.iter().map(|(c, s, side, a, b)| json!({
-            "cycle": c, "symbol": s, "side": side, "base": a, "candidate": b
-        })).collect::<Vec<_>>(),
         "mode_changes": d.mode_changes.iter().map(|((a, b), n)| json!({
             "base": a, "candidate": b, "cycles": n
         })).collect::<Vec<_>>(),
@@ -315,7 +352,17 @@ mod tests {
         );
         assert!(many.contains("    cycle 49 BTCTRY buy: ACCEPT → MAX_ORDER_NOTIONAL"));
         assert!(!many.contains("    cycle 50 "), "{many}");
-        let json = diff_json(&with_changes(CHANGED_VERDICT_LINES + 7));
+        let mut bytes = Vec::new();
+        write_diff_json(&with_changes(CHANGED_VERDICT_LINES + 7), &mut bytes)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(json["changed"].as_array().map(Vec::len), Some(57));
+        assert_eq!(
+            json["changed"][56],
+            json!({"cycle": 56, "symbol": "BTCTRY", "side": "buy", "base": "ACCEPT",
+                   "candidate": "MAX_ORDER_NOTIONAL"})
+        );
+        assert_eq!(json["loosens"], json!(false));
     }
 }

@@ -9,9 +9,10 @@ use std::fmt::Write as _;
 mod diff;
 mod explain;
 mod html;
+mod merge;
 mod parity;
 mod run;
-pub use diff::{DiffReport, compare_runs, diff_json, diff_text};
+pub use diff::{DiffReport, compare_runs, diff_text, write_diff_json};
 pub use explain::explain;
 pub use html::html_report;
 pub use parity::{Parity, parity};
@@ -83,65 +84,62 @@ pub struct VerdictDiff {
     pub examples: Vec<String>,
 }
 
-/// Matches `a` and `b` by (cycle, symbol, side, n-th of the cycle) and sorts the differences.
-pub fn compare_verdicts(
-    a: Vec<DecisionRow>,
-    b: Vec<DecisionRow>,
-    a_name: &str,
-    b_name: &str,
-) -> VerdictDiff {
-    let (a, b) = (keyed(a), keyed(b));
-    let mut v = VerdictDiff {
-        a_intents: a.len(),
-        b_intents: b.len(),
-        ..VerdictDiff::default()
-    };
-    for (key, x) in &a {
-        let Some(y) = b.get(key) else {
-            v.only_a += 1;
-            continue;
-        };
-        let line = || {
-            format!(
-                "cycle {} {} {}: {a_name} {} ({}) | {b_name} {} ({})",
-                key.0, key.1, key.2, x.reason_code, x.action, y.reason_code, y.action
-            )
-        };
-        let record = |v: &mut VerdictDiff| {
-            v.changed.push((
-                key.0,
-                key.1.clone(),
-                key.2.clone(),
-                x.reason_code.clone(),
-                y.reason_code.clone(),
-            ));
-        };
-        match (accepted(x), accepted(y)) {
-            (true, false) => {
-                *v.tightened.entry(y.reason_code.clone()).or_default() += 1;
-                record(&mut v);
-                v.examples.push(line());
+/// The first differences a report shows as lines.
+const EXAMPLES: usize = 10;
+
+impl VerdictDiff {
+    /// Adds the comparison of `a` and `b`, whose cycles come after every cycle added before
+    /// (so that the changes stay sorted): a diff adds the runs one cycle at a time.
+    pub fn add(&mut self, a: Vec<DecisionRow>, b: Vec<DecisionRow>, a_name: &str, b_name: &str) {
+        let (a, b) = (keyed(a), keyed(b));
+        self.a_intents += a.len();
+        self.b_intents += b.len();
+        for (key, x) in &a {
+            let Some(y) = b.get(key) else {
+                self.only_a += 1;
+                continue;
+            };
+            let example = |v: &mut VerdictDiff| {
+                if v.examples.len() < EXAMPLES {
+                    v.examples.push(format!(
+                        "cycle {} {} {}: {a_name} {} ({}) | {b_name} {} ({})",
+                        key.0, key.1, key.2, x.reason_code, x.action, y.reason_code, y.action
+                    ));
+                }
+            };
+            let record = |v: &mut VerdictDiff| {
+                v.changed.push((
+                    key.0,
+                    key.1.clone(),
+                    key.2.clone(),
+                    x.reason_code.clone(),
+                    y.reason_code.clone(),
+                ));
+                example(v);
+            };
+            match (accepted(x), accepted(y)) {
+                (true, false) => {
+                    *self.tightened.entry(y.reason_code.clone()).or_default() += 1;
+                    record(self);
+                }
+                (false, true) => {
+                    *self.loosened.entry(x.reason_code.clone()).or_default() += 1;
+                    record(self);
+                }
+                (false, false) if x.reason_code != y.reason_code => {
+                    self.other_reason += 1;
+                    example(self);
+                }
+                _ => {}
             }
-            (false, true) => {
-                *v.loosened.entry(x.reason_code.clone()).or_default() += 1;
-                record(&mut v);
-                v.examples.push(line());
+        }
+        for (key, y) in &b {
+            if !a.contains_key(key) {
+                self.only_b += 1;
+                self.only_b_accepted += usize::from(accepted(y));
             }
-            (false, false) if x.reason_code != y.reason_code => {
-                v.other_reason += 1;
-                v.examples.push(line());
-            }
-            _ => {}
         }
     }
-    for (key, y) in &b {
-        if !a.contains_key(key) {
-            v.only_b += 1;
-            v.only_b_accepted += usize::from(accepted(y));
-        }
-    }
-    v.examples.truncate(10);
-    v
 }
 
 /// What the shadow comparison found, for tests and the text report.
@@ -184,8 +182,20 @@ pub fn shadow_summary(store: &Store) -> Result<ShadowSummary, StoreError> {
                 .or_default() += 1;
         }
     })?;
-    let active = store.decisions_of_shadowed_cycles()?;
-    let v = compare_verdicts(active, store.shadow_decisions(None)?, "active", "candidate");
+    // The active run and its shadow walked side by side, a cycle at a time.
+    let mut v = VerdictDiff::default();
+    store.with_decisions_of_shadowed_cycles(|active| {
+        store.with_shadow_decisions(|shadow| {
+            merge::merge_groups(
+                active,
+                shadow,
+                |d| d.cycle_id,
+                |_, a, b| {
+                    v.add(a, b, "active", "candidate");
+                },
+            )
+        })
+    })???;
     s.active_intents = v.a_intents;
     s.candidate_intents = v.b_intents;
     s.tightened = v.tightened;

@@ -222,6 +222,28 @@ pub(crate) fn query_each<T, P: Params>(
     Ok(())
 }
 
+/// The rows of `sql` as an iterator handed to `body`: two databases can then be walked side by
+/// side (a merge) with memory flat in their size, which callbacks cannot do.
+pub(crate) fn query_with<T, P: Params, R>(
+    conn: &Connection,
+    table: &'static str,
+    sql: &str,
+    params: P,
+    decode: impl Fn(&Cols<'_, '_>) -> Result<T, StoreError>,
+    body: impl FnOnce(&mut dyn Iterator<Item = Result<T, StoreError>>) -> R,
+) -> Result<R, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(StoreError::sql("prepare query"))?;
+    let mut rows = stmt.query(params).map_err(StoreError::sql("query"))?;
+    let mut iter = std::iter::from_fn(|| match rows.next() {
+        Ok(Some(row)) => Some(decode(&Cols::new(row, table))),
+        Ok(None) => None,
+        Err(e) => Some(Err(StoreError::sql("read row")(e))),
+    });
+    Ok(body(&mut iter))
+}
+
 /// A list position as a stored `seq`.
 pub(crate) fn seq(what: &'static str, index: usize) -> Result<u32, StoreError> {
     u32::try_from(index).map_err(|_| StoreError::InvalidInput {

@@ -1,6 +1,6 @@
 //! Cycles and their anomalies (append-only), and the one-transaction cycle commit.
 
-use super::codec::{self, Cols, dec, query_all, query_each, to_json, u64_to_sql};
+use super::codec::{self, Cols, dec, query_all, to_json, u64_to_sql};
 use super::{DecisionRecord, Store, StoreError, decisions, fills, meta, orders, script_state};
 use crate::domain::{Anomaly, Fill, Mode, Order};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -141,22 +141,6 @@ impl Store {
             )
             .optional()
             .map_err(StoreError::sql("read first rule hash"))
-    }
-
-    /// Every committed cycle's id and mode, by cycle id, handed to `each` a row at a time:
-    /// a long run's comparison need not hold its cycles in memory.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] when a stored mode does not decode.
-    pub fn each_cycle_mode(&self, each: impl FnMut((i64, Mode))) -> Result<(), StoreError> {
-        query_each(
-            &self.conn,
-            "cycles",
-            "SELECT cycle_id, mode FROM cycles ORDER BY cycle_id",
-            [],
-            |c| Ok((c.i64("cycle_id")?, c.mode("mode")?)),
-            each,
-        )
     }
 
     /// Every committed cycle, by cycle id.

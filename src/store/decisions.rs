@@ -50,7 +50,7 @@ const SELECT: &str =
 const SELECT_SHADOW: &str =
     "SELECT * FROM shadow_decisions WHERE (?1 IS NULL OR cycle_id = ?1) ORDER BY cycle_id, seq";
 
-fn decode_row(c: &Cols<'_, '_>) -> Result<DecisionRow, StoreError> {
+pub(super) fn decode_row(c: &Cols<'_, '_>) -> Result<DecisionRow, StoreError> {
     Ok(DecisionRow {
         cycle_id: c.i64("cycle_id")?,
         seq: c.u32("seq")?,
@@ -82,22 +82,6 @@ impl Store {
             "decisions",
             SELECT,
             params![cycle_id],
-            decode_row,
-        )
-    }
-
-    /// The active decisions of the cycles that have a shadow row: what the shadow summary
-    /// compares, selected in SQLite rather than after loading every decision.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] when a stored value does not decode.
-    pub fn decisions_of_shadowed_cycles(&self) -> Result<Vec<DecisionRow>, StoreError> {
-        query_all(
-            &self.conn,
-            "decisions",
-            "SELECT * FROM decisions WHERE cycle_id IN (SELECT cycle_id FROM shadow_cycles) \
-             ORDER BY cycle_id, seq",
-            [],
             decode_row,
         )
     }

@@ -33,6 +33,7 @@ mod reloads;
 mod script_state;
 mod shadow;
 mod snapshots;
+mod streams;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,7 @@ pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
 pub use shadow::{CycleInputsRecord, ShadowComparison, ShadowCycleRow, ShadowRecord};
 pub use snapshots::EquitySnapshot;
+pub use streams::{Rows, TradeKey, Trades};
 
 use lock::InstanceLock;
 use rusqlite::Connection;
