@@ -459,6 +459,18 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     // The reverse change loosens, and the gate says so.
     let loosen = diff(&tight.config, &base.config, &["--fail-on", "loosen"]);
     assert_eq!(loosen.status.code(), Some(1), "{}", text(&loosen));
+    // Even with the kill switch on where the gate runs: a replay places no order, so it does
+    // not read the switch (which would make both runs observe_only and hide the loosening).
+    let killed = Command::new(env!("CARGO_BIN_EXE_btcbot"))
+        .args(["rules", "diff", "--fail-on", "loosen", "--config"])
+        .arg(&tight.config)
+        .arg("--candidate")
+        .arg(&base.config)
+        .env("BTCBOT_KILL_SWITCH", "1")
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.code(), Some(1), "{}", text(&killed));
+    assert_eq!(text(&killed), text(&loosen));
     assert!(text(&loosen).contains("loosened:   "), "{}", text(&loosen));
     assert!(
         text(&loosen).contains("MAX_POSITION_NOTIONAL="),
@@ -639,11 +651,14 @@ fn a_paper_config_replays_over_a_recorded_dataset_from_given_balances() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
+    // The live bot's kill switch file does not stop a study of recorded data.
+    std::fs::write(base.join("KILL"), "").unwrap();
     let summary = backtest(
         &base,
         &db,
         &["--dataset", sample_s, "--balance", "TRY=10000"],
     );
+    assert!(summary.contains("modes:      normal="), "{summary}");
     assert!(summary.contains("equity:     10000 → "), "{summary}");
     assert!(summary.contains("filled="), "the replay traded: {summary}");
 

@@ -49,8 +49,12 @@ pub struct RunOptions {
     pub dataset: Option<PathBuf>,
     /// A replay's starting balances, in place of bot.yaml's `exchange.starting_balances`.
     pub starting_balances: Option<crate::config::Balances>,
-    /// Record alerts without running alerts.yaml's hook (backtests and diffs).
-    pub mute_alert_hook: bool,
+    /// A study of the rules over recorded data (`backtest`, the replays of `rules diff`), not
+    /// the bot: alerts are recorded without running alerts.yaml's hook, and the kill switch is
+    /// not read. It guards a venue's orders and a replay places none; read, it would turn
+    /// every cycle of both runs of a diff observe_only, and `--fail-on loosen` would pass any
+    /// candidate.
+    pub study: bool,
     /// Market-time window of a replay: the first cycle is at or after `from_ms`, none after `to_ms`.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
@@ -82,7 +86,7 @@ impl RunOptions {
             watch: false,
             dataset: None,
             starting_balances: None,
-            mute_alert_hook: false,
+            study: false,
             from_ms: None,
             to_ms: None,
             shadow: None,
@@ -106,7 +110,8 @@ pub struct Runner {
     next_ts_ms: i64,
     clock: CycleClock,
     next_cycle_id: i64,
-    kill_switch: super::kill_switch::KillSwitch,
+    /// `None` in a study (see `RunOptions::study`).
+    kill_switch: Option<super::kill_switch::KillSwitch>,
     /// Whether live trading is armed and why (not): the start-up banner, `doctor`, metrics.
     pub arming: super::arming::Arming,
     /// Called after every committed cycle with its market time (a progress bar).
@@ -248,7 +253,12 @@ impl Runner {
         // the run records would-be orders, as a dry run against a real venue does.
         let simulated =
             venue.simulated && (venue.has_credentials || venue.clock != CycleClock::Wall);
-        let kill_switch = super::kill_switch::KillSwitch::from_config(&config);
+        let kill_switch = if options.study {
+            tracing::info!("a study of recorded data: the kill switch is not read");
+            None
+        } else {
+            Some(super::kill_switch::KillSwitch::from_config(&config))
+        };
         crate::metrics::metrics().set_arming(arming.live, &arming.reason);
         crate::metrics::status().mark_started(wall_ms());
         // Live trading, or a config that asks for it but is not armed, is worth a warning.
@@ -303,7 +313,7 @@ impl Runner {
             base_baselines,
             wall_clock: venue.clock == CycleClock::Wall,
             shadow,
-            kill_cancel_all: kill_switch.cancel_all,
+            kill_cancel_all: kill_switch.as_ref().is_some_and(|k| k.cancel_all),
             throwaway_db: options.throwaway_db,
         };
         let mut shell = shell;
@@ -348,7 +358,7 @@ impl Runner {
             equity_start: starting_cash,
             ..Summary::default()
         };
-        let mute_alert_hook = options.mute_alert_hook;
+        let study = options.study;
         Ok(Runner {
             kill_switch,
             arming,
@@ -363,7 +373,7 @@ impl Runner {
             clock: venue.clock,
             next_cycle_id,
             on_cycle: None,
-            alerts: crate::alerts::RunAlerts::new(mute_alert_hook),
+            alerts: crate::alerts::RunAlerts::new(study),
         })
     }
 
@@ -477,7 +487,10 @@ impl Runner {
             }
             self.record_reloads()?;
             let rules = self.rules.load_full();
-            let kill = self.kill_switch.check();
+            let kill = self
+                .kill_switch
+                .as_mut()
+                .is_some_and(super::kill_switch::KillSwitch::check);
             self.shell.gates.kill_switch = kill;
             crate::metrics::metrics().kill_switch.set(i64::from(kill));
             let floor = if kill {
