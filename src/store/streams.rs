@@ -24,6 +24,13 @@ pub enum Trades {
     Fills,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum DecisionStream {
+    All,
+    OfShadowedCycles,
+    Shadow,
+}
+
 impl Store {
     /// Every decision, by cycle then position in the cycle.
     ///
@@ -33,14 +40,7 @@ impl Store {
         &self,
         body: impl FnOnce(Rows<'_, DecisionRow>) -> R,
     ) -> Result<R, StoreError> {
-        query_with(
-            &self.conn,
-            "decisions",
-            "SELECT * FROM decisions ORDER BY cycle_id, seq",
-            [],
-            decode_row,
-            body,
-        )
+        self.decision_stream(DecisionStream::All, body)
     }
 
     /// The active decisions of the cycles that have a shadow row, by cycle then position.
@@ -51,15 +51,7 @@ impl Store {
         &self,
         body: impl FnOnce(Rows<'_, DecisionRow>) -> R,
     ) -> Result<R, StoreError> {
-        query_with(
-            &self.conn,
-            "decisions",
-            "SELECT * FROM decisions WHERE cycle_id IN (SELECT cycle_id FROM shadow_cycles) \
-             ORDER BY cycle_id, seq",
-            [],
-            decode_row,
-            body,
-        )
+        self.decision_stream(DecisionStream::OfShadowedCycles, body)
     }
 
     /// The shadow rule set's "would have" verdicts, by cycle then position.
@@ -70,14 +62,30 @@ impl Store {
         &self,
         body: impl FnOnce(Rows<'_, DecisionRow>) -> R,
     ) -> Result<R, StoreError> {
-        query_with(
-            &self.conn,
-            "shadow_decisions",
-            "SELECT * FROM shadow_decisions ORDER BY cycle_id, seq",
-            [],
-            decode_row,
-            body,
-        )
+        self.decision_stream(DecisionStream::Shadow, body)
+    }
+
+    fn decision_stream<R>(
+        &self,
+        which: DecisionStream,
+        body: impl FnOnce(Rows<'_, DecisionRow>) -> R,
+    ) -> Result<R, StoreError> {
+        let (table, sql) = match which {
+            DecisionStream::All => (
+                "decisions",
+                "SELECT * FROM decisions ORDER BY cycle_id, seq",
+            ),
+            DecisionStream::OfShadowedCycles => (
+                "decisions",
+                "SELECT * FROM decisions WHERE cycle_id IN (SELECT cycle_id FROM shadow_cycles) \
+                 ORDER BY cycle_id, seq",
+            ),
+            DecisionStream::Shadow => (
+                "shadow_decisions",
+                "SELECT * FROM shadow_decisions ORDER BY cycle_id, seq",
+            ),
+        };
+        query_with(&self.conn, table, sql, [], decode_row, body)
     }
 
     /// Every committed cycle's (id, mode), by id.
