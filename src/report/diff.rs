@@ -5,6 +5,7 @@
 use super::merge::merge_groups;
 use super::run::RunReport;
 use super::{VerdictDiff, write_verdict_changes};
+use crate::domain::Mode;
 use crate::store::{Store, StoreError, TradeKey, Trades};
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -47,6 +48,17 @@ impl DiffReport {
         } else {
             !self.same_inputs.loosened.is_empty()
         }
+    }
+    /// The base run's cycles in a mode other than normal, by mode. Their verdicts are the
+    /// mode's, so a diff over data where the base is mostly degraded proves little about the
+    /// candidate's limits; the text says so.
+    pub fn base_restricted_modes(&self) -> BTreeMap<String, usize> {
+        self.base
+            .modes
+            .iter()
+            .filter(|(mode, n)| mode.as_str() != Mode::Normal.as_str() && **n > 0)
+            .map(|(mode, n)| (mode.clone(), *n))
+            .collect()
     }
     /// Anything at all differs.
     pub fn differs(&self) -> bool {
@@ -150,6 +162,17 @@ pub fn diff_text(d: &DiffReport) -> String {
         "rules diff: base {} vs candidate {}",
         d.base_hash, d.candidate_hash
     );
+    let restricted = d.base_restricted_modes();
+    if !restricted.is_empty() {
+        let _ = writeln!(
+            out,
+            "note: {} of the base's {} cycles were not in normal mode ({}): a mode rejects the \
+             intents it forbids before any limit is checked, so those test no other limit",
+            restricted.values().sum::<usize>(),
+            d.base.cycles,
+            super::run::counts(&restricted)
+        );
+    }
     let s = &d.same_inputs;
     if d.per_quote {
         let _ = writeln!(
@@ -316,6 +339,7 @@ fn diff_summary_json(d: &DiffReport) -> serde_json::Value {
                  "max_drawdown": money(d.candidate.max_drawdown),
                  "max_exposure": money(d.candidate.max_exposure)},
         "evaluate": evaluate,
+        "base_cycles_not_normal": d.base_restricted_modes().values().sum::<usize>(),
         "same_inputs": same_inputs,
         "loosens": d.loosens(),
         "differs": d.differs(),
@@ -336,6 +360,33 @@ mod tests {
             })
             .collect();
         d
+    }
+
+    #[test]
+    fn cycles_the_base_spent_degraded_are_called_out() {
+        let mut d = with_changes(0);
+        d.base.cycles = 10;
+        d.base.modes = [("normal".to_string(), 10)].into();
+        assert!(!diff_text(&d).contains("note:"));
+        d.base.modes = [
+            ("normal".to_string(), 4),
+            ("observe_only".to_string(), 5),
+            ("reduce_only".to_string(), 1),
+        ]
+        .into();
+        let text = diff_text(&d);
+        assert!(
+            text.contains(
+                "note: 6 of the base's 10 cycles were not in normal mode (observe_only=5 \
+                 reduce_only=1)"
+            ),
+            "{text}"
+        );
+        let mut bytes = Vec::new();
+        write_diff_json(&d, &mut bytes).unwrap_or_else(|e| panic!("{e}"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json["base_cycles_not_normal"], json!(6));
     }
 
     #[test]
