@@ -279,7 +279,17 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
     let (code, d) = rules_diff(&example, &tight, &dataset);
     assert_eq!(code, Some(0), "tightening does not loosen: {d}");
     assert_eq!(d["evaluate"], "per_quote");
-    assert!(d["same_inputs"].is_null(), "no shadow runs per quote: {d}");
+    // Beside the base, on its very quotes and positions, the candidate rejects every one of
+    // its orders (each ~1,000 TRY: the buys, and the sells of what they bought).
+    assert!(d["same_inputs_unavailable"].is_null(), "{d}");
+    assert_eq!(d["same_inputs"]["cycles"], placed, "{d}");
+    assert_eq!(
+        d["same_inputs"]["tightened"],
+        serde_json::json!({ "MAX_ORDER_NOTIONAL": placed }),
+        "{d}"
+    );
+    assert_eq!(d["same_inputs"]["loosened"], serde_json::json!({}), "{d}");
+    // Trading on its own the candidate never holds, so it never sells: only the buys differ.
     assert_eq!(d["tightened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
     assert_eq!(d["loosened"], serde_json::json!({}), "{d}");
     assert_eq!(d["orders"]["removed"], placed, "{d}");
@@ -289,6 +299,11 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
     // The other way round the candidate accepts what the base rejected: --fail-on loosen fails.
     let (code, d) = rules_diff(&tight, &example, &dataset);
     assert_eq!(code, Some(1), "{d}");
+    assert_eq!(
+        d["same_inputs"]["loosened"],
+        serde_json::json!({ "MAX_ORDER_NOTIONAL": buys }),
+        "on the tight base's quotes the candidate accepts each buy it refused: {d}"
+    );
     assert_eq!(d["loosened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
     // The loose run sells what it bought; the tight base, never holding, judged no sell.
     assert_eq!(
@@ -297,6 +312,49 @@ fn rules_diff_of_two_per_quote_configs_compares_them_quote_by_quote() {
         "{d}"
     );
     assert_eq!(d["loosens"], true);
+
+    // A base asking for other EMAs than the candidate gives the candidate's strategy no EMAs
+    // to read on the base's quotes: no comparison on the same inputs, and the gate falls back
+    // to the two replays, failing closed on what only the candidate accepted.
+    let variant = |from: &std::path::Path, name: &str, edits: &[(&str, &str)]| {
+        let dir = tmp.path().join(name);
+        common::copy_dir(from, &dir);
+        let mut text = std::fs::read_to_string(dir.join("strategy.yaml")).unwrap();
+        for (a, b) in edits {
+            assert!(text.contains(a), "strategy.yaml has no {a:?}");
+            text = text.replace(a, b);
+        }
+        std::fs::write(dir.join("strategy.yaml"), text).unwrap();
+        dir
+    };
+    let more_emas = ("ema_periods: [20, 80]", "ema_periods: [20, 80, 40]");
+    let other_emas = variant(&tight, "tight-other-emas", &[more_emas]);
+    let (code, d) = rules_diff(&other_emas, &example, &dataset);
+    assert_eq!(code, Some(1), "{d}");
+    assert!(d["same_inputs"].is_null(), "{d}");
+    let why = d["same_inputs_unavailable"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("ema_periods [20, 80] differ from the base's [20, 80, 40]"),
+        "{d}"
+    );
+    assert_eq!(d["loosened"]["MAX_ORDER_NOTIONAL"], buys, "{d}");
+
+    // A candidate that trades on other quotes (a faster slow EMA) is judged on the base's
+    // quotes where only it acts too, and the base run stays what it is alone: the same
+    // report as beside an identical candidate.
+    let base = variant(&example, "base-40", &[more_emas]);
+    let faster = variant(&example, "slow-40", &[more_emas, ("slow: 80", "slow: 40")]);
+    let (_, alone) = rules_diff(&base, &base, &dataset);
+    let (_, beside) = rules_diff(&base, &faster, &dataset);
+    assert_eq!(alone["same_inputs"]["cycles"], placed, "{alone}");
+    assert_eq!(beside["base"], alone["base"], "{beside}");
+    assert_eq!(
+        beside["intents"]["base"], alone["intents"]["base"],
+        "{beside}"
+    );
+    let compared = beside["same_inputs"]["cycles"].as_u64().unwrap_or_default();
+    assert!(compared > placed as u64, "{beside}");
+    assert!(beside["same_inputs_unavailable"].is_null(), "{beside}");
 
     // Per-quote runs over other symbols number their quotes differently: refused, not compared
     // (compared, no intent would line up and a loosening would pass unseen).

@@ -103,13 +103,16 @@ impl ReplaySource {
 }
 
 /// `cycle.evaluate: per_quote`: `config`'s strategy on every quote of `dataset` (default: its
-/// bot.yaml's) into the database `out` (an existing one is kept beside it, renamed). Returns
-/// what the run did and how long the replay itself took, in seconds.
+/// bot.yaml's) into the database `out` (an existing one is kept beside it, renamed). With
+/// `candidate` (a `rules diff`), that config's rules judge beside it on its very quotes and
+/// state (its shadow rows). Returns what the run did and how long the replay itself took, in
+/// seconds.
 pub(crate) fn per_quote_into(
     config: &Path,
     source: &ReplaySource,
     out: &Path,
     window: (Option<i64>, Option<i64>),
+    candidate: Option<&Path>,
 ) -> Result<(crate::engine::per_quote::PerQuoteSummary, f64), String> {
     use crate::config::ExchangeSection;
     let mut rules = crate::rules::RuleSet::build(config).map_err(|e| e.to_string())?;
@@ -133,15 +136,27 @@ pub(crate) fn per_quote_into(
     }
     let mut store = Store::open(out, crate::store::Durability::Normal)
         .map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut shadow = None;
+    let mut unavailable = None;
+    if let Some(dir) = candidate {
+        let set = crate::rules::RuleSet::build(dir).map_err(|e| e.to_string())?;
+        match crate::engine::quote_shadow::QuoteShadow::new(set, &rules) {
+            Ok(judge) => shadow = Some(judge),
+            Err(why) => unavailable = Some(why),
+        }
+    }
     let started = std::time::Instant::now();
-    let summary = crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, window)?;
+    let mut summary =
+        crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, window, shadow.as_mut())?;
+    summary.shadow_unavailable = unavailable;
+    summary.shadow_rule_errors = shadow.map_or(0, |s| s.rule_errors);
     Ok((summary, started.elapsed().as_secs_f64()))
 }
 
 /// `btcbot backtest` of a config with `cycle.evaluate: per_quote`.
 fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
     let source = ReplaySource::of(args.dataset.as_deref(), &args.balances)?;
-    let (s, secs) = per_quote_into(&args.config, &source, &args.out, (args.from, args.to))?;
+    let (s, secs) = per_quote_into(&args.config, &source, &args.out, (args.from, args.to), None)?;
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
     println!(

@@ -83,11 +83,12 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         Some(&base_config.replay_dataset(args.dataset.as_deref())?),
         &args.balances,
     )?;
-    if per_quote {
-        replay_per_quote(&args, &source, &base_db, &cand_db)?;
+    let same_inputs_unavailable = if per_quote {
+        replay_per_quote(&args, &source, &base_db, &cand_db)?
     } else {
         replay_cycles(&args, &source, &base_db, &cand_db)?;
-    }
+        None
+    };
     let (a, b) = (
         super::backtest::open(&base_db)?,
         super::backtest::open(&cand_db)?,
@@ -97,7 +98,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         let base_side = s.spawn(|| -> Result<_, String> {
             let a = super::backtest::open(&base_db)?;
             let report = crate::report::run_report(&a).map_err(|e| e.to_string())?;
-            let same_inputs = if per_quote {
+            let same_inputs = if same_inputs_unavailable.is_some() {
                 crate::report::ShadowSummary::default()
             } else {
                 crate::report::shadow_summary(&a).map_err(|e| e.to_string())?
@@ -110,6 +111,8 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
         });
         let mut d = crate::report::compare_runs(&a, &b).map_err(|e| e.to_string())?;
         d.per_quote = per_quote;
+        d.same_inputs_unavailable
+            .clone_from(&same_inputs_unavailable);
         let joined = |what: &str| format!("reading the {what} run's report panicked");
         (d.base, d.same_inputs) = base_side.join().map_err(|_| joined("base"))??;
         d.candidate = cand_side.join().map_err(|_| joined("candidate"))??;
@@ -249,23 +252,33 @@ fn replay_cycles(
     cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))
 }
 
-/// The two per-quote replays at once, one per core.
+/// The two per-quote replays at once, one per core; the candidate also judges beside the base
+/// on its quotes. Returns why it could not, if it could not.
 fn replay_per_quote(
     args: &DiffArgs,
     source: &super::backtest::ReplaySource,
     base_db: &std::path::Path,
     cand_db: &std::path::Path,
-) -> Result<(), String> {
-    let run = |config: &std::path::Path, out: &std::path::Path| {
-        super::backtest::per_quote_into(config, source, out, (None, None)).map(|_| ())
+) -> Result<Option<String>, String> {
+    let run = |config: &std::path::Path, out: &std::path::Path, beside| {
+        super::backtest::per_quote_into(config, source, out, (None, None), beside)
     };
     std::thread::scope(|s| {
-        let base = s.spawn(|| run(&args.config, base_db));
-        let cand_result = run(&args.candidate, cand_db);
-        base.join()
+        let base = s.spawn(|| run(&args.config, base_db, Some(args.candidate.as_path())));
+        let cand_result = run(&args.candidate, cand_db, None);
+        let (base_summary, _) = base
+            .join()
             .map_err(|_| "the base replay panicked".to_string())?
             .map_err(|e| format!("base ({}): {e}", args.config.display()))?;
-        cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))
+        cand_result.map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))?;
+        if base_summary.shadow_rule_errors > 0 {
+            eprintln!(
+                "warning: the candidate's on_quote failed {} times beside the base (no intents \
+                 from those calls)",
+                base_summary.shadow_rule_errors
+            );
+        }
+        Ok(base_summary.shadow_unavailable)
     })
 }
 

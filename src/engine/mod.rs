@@ -6,6 +6,7 @@ pub mod fingerprint;
 pub mod kill_switch;
 pub mod per_quote;
 pub mod plan;
+pub mod quote_shadow;
 pub mod reconcile;
 pub mod recovery;
 pub mod reuse;

@@ -6,9 +6,10 @@
 //! crosses it. Every quote with a decision or a fill is committed as a cycle (decisions, orders,
 //! fills), so reports, parity and exports read it like any run.
 
-use super::decide::{CycleInput, decide};
+use super::decide::{CycleInput, Decision, decide};
 use super::fingerprint::fingerprint;
 use super::plan::{Action, Gates, plan};
+use super::quote_shadow::QuoteShadow;
 use super::shadow::decision_records;
 use crate::domain::{
     Fill, MarketSnapshot, Mode, Order, OrderStatus, Price, Qty, Side, Symbol, SymbolSpec,
@@ -39,6 +40,10 @@ pub struct PerQuoteSummary {
     pub orders: u64,
     pub fills: u64,
     pub rule_errors: u64,
+    /// Beside a candidate (`rules diff`): why it could not judge on this run's quotes.
+    pub shadow_unavailable: Option<String>,
+    /// The candidate's failed `on_quote` calls.
+    pub shadow_rule_errors: u64,
 }
 
 struct SymbolState {
@@ -48,7 +53,7 @@ struct SymbolState {
 }
 
 /// The EMA periods the strategy asked for in `strategy.yaml: params.ema_periods`.
-fn ema_periods(params: &ParamsView) -> Vec<INT> {
+pub(super) fn ema_periods(params: &ParamsView) -> Vec<INT> {
     params
         .0
         .get("ema_periods")
@@ -79,6 +84,7 @@ pub fn run(
     dataset: &Path,
     starting_cash: Decimal,
     window: (Option<i64>, Option<i64>),
+    shadow: Option<&mut QuoteShadow>,
 ) -> Result<PerQuoteSummary, String> {
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<CycleRecord>>(2);
@@ -91,7 +97,7 @@ pub fn run(
                 Ok::<(), String>(())
             })
             .map_err(|e| format!("cannot start the database writer: {e}"))?;
-        let evaluated = evaluate(rules, &tx, dataset, starting_cash, window);
+        let evaluated = evaluate(rules, &tx, dataset, starting_cash, window, shadow);
         drop(tx);
         let written = writer
             .join()
@@ -109,6 +115,7 @@ fn evaluate(
     dataset: &Path,
     starting_cash: Decimal,
     window: (Option<i64>, Option<i64>),
+    mut shadow: Option<&mut QuoteShadow>,
 ) -> Result<PerQuoteSummary, String> {
     let send = |batch: Vec<CycleRecord>| {
         writes
@@ -258,6 +265,11 @@ fn evaluate(
             emas: Arc::clone(&ema_buffer),
             params: strategy.params.clone(),
         };
+        // The candidate of a diff first, from the base's state as it is before the base's call.
+        let shadow_intents = match shadow.as_deref_mut() {
+            Some(candidate) => candidate.intents(&view, strategy_state.clone()),
+            None => Vec::new(),
+        };
         let (result, _cost) = call(
             &rules.engine,
             &strategy.ast,
@@ -292,7 +304,10 @@ fn evaluate(
             exchange_ts_ms: ts,
             received_ts_ms: ts,
         };
-        if intents.is_empty() && new_fills.is_empty() {
+        // Only the candidate acting: the base's cycle is recorded bare (its rules are not
+        // called, as a run without a candidate would not call them) for the candidate's rows.
+        let base_idle = intents.is_empty() && new_fills.is_empty();
+        if base_idle && shadow_intents.is_empty() {
             last_books.insert(event.symbol.clone(), market);
             continue;
         }
@@ -322,7 +337,22 @@ fn evaluate(
             intents_override: Some(intents),
             ..CycleInput::default()
         };
-        let decision = decide(rules, &input);
+        let decision = if base_idle {
+            Decision {
+                anomalies: Vec::new(),
+                mode: Mode::Normal,
+                mode_reasons: Vec::new(),
+                judged: Vec::new(),
+                states: states.clone(),
+                costs: Default::default(),
+                rule_hash: rules.hash.clone(),
+            }
+        } else {
+            decide(rules, &input)
+        };
+        let shadow_record = shadow
+            .as_deref_mut()
+            .map(|candidate| candidate.judge(&input, shadow_intents, &specs, gates));
         let actions = plan(
             cycle_id,
             &decision.judged,
@@ -385,8 +415,12 @@ fn evaluate(
         after.portfolio.week_start_equity = input.portfolio.week_start_equity;
         after.markets = last_books.values().cloned().collect();
         let valuation = super::valuation::value(&after.portfolio, &after.markets);
-        let snapshot = super::shell::snapshot_of(cycle_id, ts, &after, &valuation);
-        equity.update(ts, &valuation);
+        // A bare cycle adds no point to the base's equity curve: its report stays the run's own.
+        let snapshot =
+            (!base_idle).then(|| super::shell::snapshot_of(cycle_id, ts, &after, &valuation));
+        if !base_idle {
+            equity.update(ts, &valuation);
+        }
         let record = CycleRecord {
             cycle_id,
             market_ts_ms: ts,
@@ -402,8 +436,8 @@ fn evaluate(
             equity: valuation.equity,
             realized_pnl: ledger.realized_pnl,
             fees: ledger.fees,
-            snapshot: Some(snapshot),
-            shadow: None,
+            snapshot,
+            shadow: shadow_record,
             inputs: None,
             intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
             orders_placed: u32::try_from(

@@ -32,18 +32,23 @@ pub struct DiffReport {
     /// base's shadow, mirroring its state): differences are the rules' alone. Empty when the
     /// runs were evaluated per quote.
     pub same_inputs: super::ShadowSummary,
-    /// Both configs evaluate per quote (`cycle.evaluate: per_quote`), where no shadow runs: the
-    /// two runs' verdicts are matched quote by quote (a run's cycle is its quote's index).
+    /// Both configs evaluate per quote (`cycle.evaluate: per_quote`): the two runs' verdicts
+    /// are matched quote by quote (a run's cycle is its quote's index), and the candidate
+    /// judges beside the base on its quotes and state unless `same_inputs_unavailable`.
     pub per_quote: bool,
+    /// Why there is no comparison on the same inputs (a per-quote candidate that asks for
+    /// other EMAs than the base): `same_inputs` is then empty.
+    pub same_inputs_unavailable: Option<String>,
 }
 
 impl DiffReport {
-    /// On identical inputs, the candidate accepted something the base rejected. Per quote, where
-    /// no shadow gives identical inputs: at the same quote of the two runs, or an intent the
-    /// candidate accepted where the base judged none. Once the runs' positions differ their
-    /// intents no longer line up, so such an acceptance counts too (fail closed).
+    /// On identical inputs, the candidate accepted something the base rejected. Without a
+    /// comparison on identical inputs (`same_inputs_unavailable`): at the same quote of the
+    /// two runs, or an intent the candidate accepted where the base judged none. Once the
+    /// runs' positions differ their intents no longer line up, so such an acceptance counts
+    /// too (fail closed).
     pub fn loosens(&self) -> bool {
-        if self.per_quote {
+        if self.same_inputs_unavailable.is_some() {
             !self.verdicts.loosened.is_empty() || self.verdicts.only_b_accepted > 0
         } else {
             !self.same_inputs.loosened.is_empty()
@@ -174,20 +179,28 @@ pub fn diff_text(d: &DiffReport) -> String {
         );
     }
     let s = &d.same_inputs;
-    if d.per_quote {
+    if let Some(why) = &d.same_inputs_unavailable {
         let _ = writeln!(
             out,
-            "evaluated per quote: no shadow runs, so no comparison on the same inputs; a \
-             loosening is judged on the two replays below: at the same quote, or an intent \
-             only the candidate accepted ({} here)",
+            "no comparison on the same inputs ({why}); a loosening is judged on the two \
+             replays below: at the same quote, or an intent only the candidate accepted ({} here)",
             v.only_b_accepted
         );
     } else {
-        let _ = writeln!(
-            out,
-            "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
-            s.cycles_compared
-        );
+        if d.per_quote {
+            let _ = writeln!(
+                out,
+                "on the same quotes, positions and script state (the candidate judging beside \
+                 the base run, {} quotes with an intent or a fill):",
+                s.cycles_compared
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "on the same inputs and script state (the candidate as the base run's shadow, {} cycles):",
+                s.cycles_compared
+            );
+        }
         write_verdict_changes(&mut out, 12, "base", &s.tightened, &s.loosened);
         let _ = writeln!(out, "  modes:      {} cycles differ", s.mode_differs);
     }
@@ -308,8 +321,7 @@ fn diff_summary_json(d: &DiffReport) -> serde_json::Value {
     } else {
         "per_cycle"
     };
-    // Per quote no shadow runs: nothing was compared on the same inputs.
-    let same_inputs = if d.per_quote {
+    let same_inputs = if d.same_inputs_unavailable.is_some() {
         serde_json::Value::Null
     } else {
         json!({"cycles": d.same_inputs.cycles_compared,
@@ -341,6 +353,7 @@ fn diff_summary_json(d: &DiffReport) -> serde_json::Value {
         "evaluate": evaluate,
         "base_cycles_not_normal": d.base_restricted_modes().values().sum::<usize>(),
         "same_inputs": same_inputs,
+        "same_inputs_unavailable": d.same_inputs_unavailable,
         "loosens": d.loosens(),
         "differs": d.differs(),
     })
