@@ -265,10 +265,13 @@ fn evaluate(
             emas: Arc::clone(&ema_buffer),
             params: strategy.params.clone(),
         };
-        // The candidate of a diff first, from the base's state as it is before the base's call.
-        let shadow_intents = match shadow.as_deref_mut() {
-            Some(candidate) => candidate.intents(&view, strategy_state.clone()),
-            None => Vec::new(),
+        // The candidate of a diff first, from the base's state as it is before the base's call
+        // (unless its on_quote is provably the base's: then its intents are the base's).
+        let own_shadow_intents = match shadow.as_deref_mut() {
+            Some(candidate) if !candidate.shares_strategy => {
+                Some(candidate.intents(&view, strategy_state.clone()))
+            }
+            _ => None,
         };
         let (result, _cost) = call(
             &rules.engine,
@@ -293,6 +296,11 @@ fn evaluate(
                 tracing::warn!(cycle_id, "on_quote failed: {e}");
                 Vec::new()
             }
+        };
+        let shadow_intents = match (shadow.as_deref(), own_shadow_intents) {
+            (_, Some(own)) => own,
+            (Some(_), None) => intents.clone(),
+            (None, None) => Vec::new(),
         };
         let market = MarketSnapshot {
             symbol: event.symbol.clone(),

@@ -23,6 +23,10 @@ pub struct QuoteShadow {
     /// Candidate `on_quote` calls that failed: each gave no intent (fail closed: its intents
     /// show as missing, never as accepted).
     pub rule_errors: u64,
+    /// The candidate's strategy script, params and sandbox are the base's: its `on_quote`, a
+    /// deterministic function of them, the quote and the state, returns what the base's did
+    /// (`engine/reuse.rs` holds the rule), so it is not called again.
+    pub shares_strategy: bool,
 }
 
 impl QuoteShadow {
@@ -46,7 +50,10 @@ impl QuoteShadow {
                 candidate.config.dir.join("strategy.yaml").display()
             ));
         }
+        let shares_strategy =
+            super::reuse::ReusePlan::between(base, &candidate).same_stage[Stage::Strategy as usize];
         Ok(Self {
+            shares_strategy,
             shadow: Shadow {
                 rules: candidate,
                 states: Default::default(),
