@@ -67,6 +67,18 @@ pub(super) fn ema_periods(params: &ParamsView) -> Vec<INT> {
         .unwrap_or_default()
 }
 
+/// The intents an `on_quote` call returned: `()` is none.
+pub(super) fn on_quote_intents(
+    result: Result<Dynamic, crate::rules::sandbox::ScriptError>,
+) -> Result<Vec<crate::domain::Intent>, String> {
+    let value = result.map_err(|e| e.to_string())?;
+    if value.is_unit() {
+        Ok(Vec::new())
+    } else {
+        parse_intents(value)
+    }
+}
+
 fn fee(notional: Decimal, bps: Decimal) -> Decimal {
     notional * bps / Decimal::from(10_000)
 }
@@ -282,13 +294,7 @@ fn evaluate(
             (view,),
             rules.timeout,
         );
-        let intents = match result.map_err(|e| e.to_string()).and_then(|v| {
-            if v.is_unit() {
-                Ok(Vec::new())
-            } else {
-                parse_intents(v)
-            }
-        }) {
+        let intents = match on_quote_intents(result) {
             Ok(list) => list,
             Err(e) => {
                 // Fail closed: no intent from a failing strategy; counted and logged.

@@ -4,12 +4,11 @@
 //! recorded as "would have" rows and never acted on, so a difference is the rules' alone.
 
 use super::decide::CycleInput;
-use super::per_quote::ema_periods;
+use super::per_quote::{ema_periods, on_quote_intents};
 use super::plan::Gates;
 use super::shadow::Shadow;
 use crate::domain::{Intent, Symbol, SymbolSpec};
 use crate::rules::api::QuoteView;
-use crate::rules::outputs::parse_intents;
 use crate::rules::ruleset::ON_QUOTE_ENTRY;
 use crate::rules::sandbox::call;
 use crate::rules::{RuleSet, Stage};
@@ -82,14 +81,7 @@ impl QuoteShadow {
             (view,),
             rules.timeout,
         );
-        let parsed = result.map_err(|e| e.to_string()).and_then(|v| {
-            if v.is_unit() {
-                Ok(Vec::new())
-            } else {
-                parse_intents(v)
-            }
-        });
-        parsed.unwrap_or_else(|e| {
+        on_quote_intents(result).unwrap_or_else(|e| {
             self.rule_errors += 1;
             tracing::warn!("candidate on_quote failed: {e}");
             Vec::new()
