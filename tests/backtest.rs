@@ -521,6 +521,38 @@ fn the_bench_command_runs_end_to_end_on_a_small_size() {
     );
     let pairs = out.lines().filter(|l| l.contains("  pair ")).count();
     assert_eq!(pairs, 3, "{out}");
+    assert_eq!(out.matches("; import ").count(), 2, "{out}");
+
+    // Run again in the same directory: the datasets are reused only for the same recipe.
+    let again = |seed: &str| {
+        let o = btcbot(&[
+            "bench",
+            "--quotes",
+            "4000",
+            "--diff-pairs",
+            "1",
+            "--seed",
+            seed,
+            "--config",
+            f.config.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        text(&o)
+    };
+    let same = again("7");
+    assert_eq!(
+        same.matches("dataset of an earlier run reused").count(),
+        2,
+        "{same}"
+    );
+    let other = again("8");
+    assert_eq!(
+        other.matches("; import ").count(),
+        2,
+        "another seed is new data: {other}"
+    );
 }
 
 #[test]

@@ -45,7 +45,9 @@ pub(crate) fn peak_rss_mb() -> Option<u64> {
 
 struct Leg {
     quotes: u64,
-    import_s: f64,
+    /// Seconds to import the quotes; `None`: the dataset of an earlier run with the same
+    /// quotes, seed and spacing was reused.
+    import_s: Option<f64>,
     backtest_s: f64,
     cycles: u64,
     peak_rss: String,
@@ -85,8 +87,20 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
     let dataset = dir.join(format!("dataset-{quotes}"));
     let db = dir.join(format!("bench-{quotes}.db"));
     let _ = std::fs::remove_file(&db);
-    let mut import_s = 0.0;
-    if !dataset.join("manifest.json").is_file() {
+    // A dataset left by an earlier run in `dir` is reused only when it was made from the same
+    // quotes (its recipe is kept beside it); anything else is made again.
+    let recipe = dir.join(format!("dataset-{quotes}.recipe"));
+    let wanted = format!(
+        "quotes={quotes} seed={} spacing_ms={}\n",
+        args.seed, args.spacing_ms
+    );
+    let reusable = dataset.join("manifest.json").is_file()
+        && std::fs::read_to_string(&recipe).is_ok_and(|kept| kept == wanted);
+    let mut import_s = None;
+    if !reusable {
+        if dataset.exists() {
+            std::fs::remove_dir_all(&dataset).map_err(|e| format!("{}: {e}", dataset.display()))?;
+        }
         crate::exchange::replay::write_bench_quotes(
             &csv,
             quotes,
@@ -96,7 +110,8 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         )?;
         let t = Instant::now();
         crate::exchange::replay::import_quotes(&csv, None, &dataset)?;
-        import_s = t.elapsed().as_secs_f64();
+        import_s = Some(t.elapsed().as_secs_f64());
+        std::fs::write(&recipe, &wanted).map_err(|e| format!("{}: {e}", recipe.display()))?;
     }
     let (backtest_s, stdout) = time_backtest(config, &dataset, &db)?;
     let cycles = stdout
@@ -296,10 +311,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
             l.quotes as f64 / l.backtest_s,
             l.cycles as f64 / l.backtest_s,
         );
+        let import = l.import_s.map_or_else(
+            || "dataset of an earlier run reused (same quotes, seed and spacing)".to_string(),
+            |s| format!("import {s:.2} s"),
+        );
         println!(
             "cycle level: {:>9} quotes, {:>7} cycles: backtest {:.2} s = {:.0} events/s, \
-             {:.0} cycles/s; import {:.2} s; backtest peak RSS {}",
-            l.quotes, l.cycles, l.backtest_s, qps, cps, l.import_s, l.peak_rss
+             {:.0} cycles/s; {import}; backtest peak RSS {}",
+            l.quotes, l.cycles, l.backtest_s, qps, cps, l.peak_rss
         );
         let steady = steady_cycle_rate(l.eval_us.len(), l.commit_span_ms);
         if let Some(rate) = steady {
@@ -396,7 +415,7 @@ mod tests {
     fn leg_with(eval_us: Vec<u64>, backtest_s: f64) -> Leg {
         Leg {
             quotes: 0,
-            import_s: 0.0,
+            import_s: Some(0.0),
             backtest_s,
             cycles: eval_us.len() as u64,
             peak_rss: String::new(),
