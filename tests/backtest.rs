@@ -365,6 +365,26 @@ fn rules_diff_lists_exactly_the_intents_a_tighter_limit_rejects() {
     assert!(thrown.status.success(), "{}", text(&thrown));
     let thrown: serde_json::Value = serde_json::from_str(&text(&thrown)).unwrap();
     assert_eq!(thrown, report, "the same report with and without --keep");
+    // A window of the data: both replays run only its cycles (one a second, 30 minutes).
+    let windowed = diff(
+        &base.config,
+        &tight.config,
+        &[
+            "--format",
+            "json",
+            "--from",
+            "2026-01-01T00:30:00Z",
+            "--to",
+            "2026-01-01T00:59:59Z",
+        ],
+    );
+    assert!(windowed.status.success(), "{}", text(&windowed));
+    let windowed: serde_json::Value = serde_json::from_str(&text(&windowed)).unwrap();
+    assert_eq!(windowed["same_inputs"]["cycles"], 1800, "{windowed}");
+    assert!(
+        windowed["intents"]["base"].as_u64() < report["intents"]["base"].as_u64(),
+        "{windowed}"
+    );
     // A candidate copied elsewhere, its relative dataset path no longer resolving: given
     // --dataset, the diff never reads that path; without it, one line names the key.
     let sample = common::repo_root().join("data/replay/sample");

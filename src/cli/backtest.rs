@@ -83,21 +83,33 @@ pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 /// What a replay command replays: its `--dataset` and `--balance`s, each in place of bot.yaml's
-/// (see `Config::replay_over`).
+/// (see `Config::replay_over`), and the `--from`/`--to` window of market time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReplaySource {
     pub dataset: Option<PathBuf>,
     pub balances: Option<crate::config::Balances>,
+    pub window: (Option<i64>, Option<i64>),
 }
 
 impl ReplaySource {
     pub fn of(
         dataset: Option<&Path>,
         balances: &[(String, rust_decimal::Decimal)],
+        window: (Option<i64>, Option<i64>),
     ) -> Result<Self, String> {
+        if let (Some(from), Some(to)) = window
+            && from > to
+        {
+            return Err(format!(
+                "--from {} is after --to {}: the window is empty",
+                crate::report::utc(from),
+                crate::report::utc(to)
+            ));
+        }
         Ok(Self {
             dataset: dataset.map(Path::to_path_buf),
             balances: crate::config::balances_from(balances)?,
+            window,
         })
     }
 }
@@ -111,7 +123,6 @@ pub(crate) fn per_quote_into(
     config: &Path,
     source: &ReplaySource,
     out: &Path,
-    window: (Option<i64>, Option<i64>),
     candidate: Option<&Path>,
 ) -> Result<(crate::engine::per_quote::PerQuoteSummary, f64), String> {
     use crate::config::ExchangeSection;
@@ -146,8 +157,14 @@ pub(crate) fn per_quote_into(
         }
     }
     let started = std::time::Instant::now();
-    let mut summary =
-        crate::engine::per_quote::run(&rules, &mut store, &dataset, cash, window, shadow.as_mut())?;
+    let mut summary = crate::engine::per_quote::run(
+        &rules,
+        &mut store,
+        &dataset,
+        cash,
+        source.window,
+        shadow.as_mut(),
+    )?;
     summary.shadow_unavailable = unavailable;
     summary.shadow_rule_errors = shadow.map_or(0, |s| s.rule_errors);
     Ok((summary, started.elapsed().as_secs_f64()))
@@ -155,8 +172,12 @@ pub(crate) fn per_quote_into(
 
 /// `btcbot backtest` of a config with `cycle.evaluate: per_quote`.
 fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
-    let source = ReplaySource::of(args.dataset.as_deref(), &args.balances)?;
-    let (s, secs) = per_quote_into(&args.config, &source, &args.out, (args.from, args.to), None)?;
+    let source = ReplaySource::of(
+        args.dataset.as_deref(),
+        &args.balances,
+        (args.from, args.to),
+    )?;
+    let (s, secs) = per_quote_into(&args.config, &source, &args.out, None)?;
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
     println!(
@@ -196,15 +217,19 @@ const GROUP_COMMITS: u32 = 256;
 
 /// The cycle-level backtest: the live cycle over the replay, with a progress bar on a terminal.
 fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
-    let source = ReplaySource::of(args.dataset.as_deref(), &args.balances)?;
+    let source = ReplaySource::of(
+        args.dataset.as_deref(),
+        &args.balances,
+        (args.from, args.to),
+    )?;
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(args.out.clone()),
         dataset: source.dataset,
         starting_balances: source.balances,
         study: true,
-        from_ms: args.from,
-        to_ms: args.to,
+        from_ms: source.window.0,
+        to_ms: source.window.1,
         group_commits: GROUP_COMMITS,
         ..RunOptions::new(args.config.clone())
     };
@@ -257,6 +282,8 @@ pub(crate) fn run_quiet(
         db: Some(out),
         dataset: source.dataset,
         starting_balances: source.balances,
+        from_ms: source.window.0,
+        to_ms: source.window.1,
         study: true,
         shadow_mirrors_state: shadow.is_some(),
         shadow,

@@ -39,6 +39,13 @@ pub struct DiffArgs {
     /// of bot.yaml's `exchange.starting_balances`; needed to replay a BTCTurk config.
     #[arg(long = "balance", value_name = "ASSET=AMOUNT", value_parser = crate::config::parse_balance)]
     pub balances: Vec<(String, rust_decimal::Decimal)>,
+    /// First market time of both replays: milliseconds since the epoch or an RFC 3339 UTC
+    /// time (`2026-01-01T00:30:00Z`).
+    #[arg(long, value_parser = super::backtest::parse_time)]
+    pub from: Option<i64>,
+    /// Last market time, as `--from`.
+    #[arg(long, value_parser = super::backtest::parse_time)]
+    pub to: Option<i64>,
     /// text or json.
     #[arg(long, default_value = "text")]
     pub format: String,
@@ -82,6 +89,7 @@ fn diff(args: DiffArgs) -> Result<ExitCode, String> {
     let source = super::backtest::ReplaySource::of(
         Some(&base_config.replay_dataset(args.dataset.as_deref())?),
         &args.balances,
+        (args.from, args.to),
     )?;
     let same_inputs_unavailable = if per_quote {
         replay_per_quote(&args, &source, &base_db, &cand_db)?
@@ -261,7 +269,7 @@ fn replay_per_quote(
     cand_db: &std::path::Path,
 ) -> Result<Option<String>, String> {
     let run = |config: &std::path::Path, out: &std::path::Path, beside| {
-        super::backtest::per_quote_into(config, source, out, (None, None), beside)
+        super::backtest::per_quote_into(config, source, out, beside)
     };
     std::thread::scope(|s| {
         let base = s.spawn(|| run(&args.config, base_db, Some(args.candidate.as_path())));
