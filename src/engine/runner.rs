@@ -50,10 +50,10 @@ pub struct RunOptions {
     /// A replay's starting balances, in place of bot.yaml's `exchange.starting_balances`.
     pub starting_balances: Option<crate::config::Balances>,
     /// A study of the rules over recorded data (`backtest`, the replays of `rules diff`), not
-    /// the bot: alerts are recorded without running alerts.yaml's hook, and the kill switch is
-    /// not read. It guards a venue's orders and a replay places none; read, it would turn
-    /// every cycle of both runs of a diff observe_only, and `--fail-on loosen` would pass any
-    /// candidate.
+    /// the bot: alerts are recorded without running alerts.yaml's hook, no Prometheus metrics
+    /// are recorded (nothing serves them), and the kill switch is not read. It guards a
+    /// venue's orders and a replay places none; read, it would turn every cycle of both runs of
+    /// a diff observe_only, and `--fail-on loosen` would pass any candidate.
     pub study: bool,
     /// Market-time window of a replay: the first cycle is at or after `from_ms`, none after `to_ms`.
     pub from_ms: Option<i64>,
@@ -315,6 +315,7 @@ impl Runner {
             shadow,
             kill_cancel_all: kill_switch.as_ref().is_some_and(|k| k.cancel_all),
             throwaway_db: options.throwaway_db,
+            record_metrics: !(options.throwaway_db || options.study),
         };
         let mut shell = shell;
         let first_ts = match venue.clock {

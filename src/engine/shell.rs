@@ -47,6 +47,9 @@ pub struct Shell {
     pub kill_cancel_all: bool,
     /// See `RunOptions::throwaway_db`.
     pub throwaway_db: bool,
+    /// Record each cycle in the Prometheus metrics: not in a study (`RunOptions::study`) or a
+    /// throwaway run, which serve no metrics.
+    pub record_metrics: bool,
 }
 
 /// What a cycle accumulates before its commit.
@@ -406,7 +409,7 @@ impl Shell {
         .unwrap_or(i64::MAX);
         self.last_stats = sc.stats;
         self.live_orders.retain(|_, o| o.status.is_live());
-        if !self.throwaway_db {
+        if self.record_metrics {
             crate::metrics::record::cycle(
                 &record,
                 &decision,
