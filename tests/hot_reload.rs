@@ -197,6 +197,31 @@ fn a_reload_cannot_switch_the_loop_to_per_quote_and_a_per_quote_shadow_is_refuse
         "  jitter_ms: 0\n  evaluate: per_quote",
         "  jitter_ms: 0",
     );
+    // Neither are the venue and the trading mode: a bot edited to dry_run must not go on
+    // trading live as if the edit had taken, nor a dry run seem armed.
+    let bot_yaml = f.read_config("bot.yaml");
+    for (from, to, key) in [
+        ("mode: dry_run", "mode: live", "mode"),
+        ("TRY: \"20000\"", "TRY: \"30000\"", "exchange"),
+    ] {
+        assert!(bot_yaml.contains(from), "bot.yaml has no {from:?}");
+        f.write_config("bot.yaml", &bot_yaml.replacen(from, to, 1));
+        match reload_now(&f.config, &shared) {
+            ReloadOutcome::Failed { error } => assert!(
+                error.ends_with(&format!(
+                    "bot.yaml: {key} changed; restart the bot to apply it"
+                )),
+                "{error}"
+            ),
+            other => panic!("{key}: expected a refused reload, got {other:?}"),
+        }
+        assert_eq!(shared.load().hash, before);
+    }
+    f.write_config("bot.yaml", &bot_yaml);
+    assert!(matches!(
+        reload_now(&f.config, &shared),
+        ReloadOutcome::Unchanged { .. }
+    ));
 
     // A per-quote pack as the shadow of a cycle would only ever look stricter: refused.
     let example = common::repo_root().join("configs/examples/ema-cross");

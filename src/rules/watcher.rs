@@ -33,12 +33,10 @@ pub fn reload_now(config_dir: &Path, shared: &SharedRules) -> ReloadOutcome {
     match build_on_big_stack(config_dir) {
         Ok(set) => {
             let hash = set.hash.clone();
-            // The loop was chosen at start: a reload cannot switch it (restart to apply).
-            let running = shared.load().config.bot.cycle.evaluate;
-            if set.config.bot.cycle.evaluate != running {
+            if let Some(key) = restart_only_change(&shared.load().config, &set.config) {
                 return ReloadOutcome::Failed {
                     error: format!(
-                        "{}: cycle.evaluate changed; restart the bot to apply it",
+                        "{}: {key} changed; restart the bot to apply it",
                         config_dir.join("bot.yaml").display()
                     ),
                 };
@@ -51,6 +49,25 @@ pub fn reload_now(config_dir: &Path, shared: &SharedRules) -> ReloadOutcome {
             }
         }
         Err(error) => ReloadOutcome::Failed { error },
+    }
+}
+
+/// The first bot.yaml key a running bot chose at start that `new` changes: its loop, its venue
+/// and its trading mode. A reload that changes one is refused, so the change is not silently
+/// ignored (a live bot edited to `mode: dry_run` would go on trading) and the running rules stay.
+fn restart_only_change(
+    running: &crate::config::Config,
+    new: &crate::config::Config,
+) -> Option<&'static str> {
+    let (a, b) = (&running.bot, &new.bot);
+    if a.cycle.evaluate != b.cycle.evaluate {
+        Some("cycle.evaluate")
+    } else if a.exchange != b.exchange {
+        Some("exchange")
+    } else if a.mode != b.mode {
+        Some("mode")
+    } else {
+        None
     }
 }
 
