@@ -454,10 +454,13 @@ async fn kill_switch_run(sim: &Arc<SimHandle>, key: &str, dir: &Path, cancel_all
             .is_ok_and(|o| o.iter().any(|o| o.cycle_id > last_killed))
     })
     .await;
-    assert!(
-        sim.orders(key).len() > placed_before,
-        "no new order after the switch went off"
-    );
+    // The order is stored before it is sent (the outbox): the sim may get it a moment later.
+    wait_for(
+        "the new order to reach the sim",
+        Duration::from_secs(10),
+        || sim.orders(key).len() > placed_before,
+    )
+    .await;
     stop(&mut child);
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
