@@ -36,6 +36,17 @@ pub struct BacktestArgs {
     pub out: PathBuf,
 }
 
+impl BacktestArgs {
+    /// The dataset, balances and window these arguments replay.
+    fn source(&self) -> Result<ReplaySource, String> {
+        ReplaySource::of(
+            self.dataset.as_deref(),
+            &self.balances,
+            (self.from, self.to),
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ParityArgs {
     /// The first run's database.
@@ -172,11 +183,7 @@ pub(crate) fn per_quote_into(
 
 /// `btcbot backtest` of a config with `cycle.evaluate: per_quote`.
 fn backtest_per_quote(args: &BacktestArgs) -> Result<(), String> {
-    let source = ReplaySource::of(
-        args.dataset.as_deref(),
-        &args.balances,
-        (args.from, args.to),
-    )?;
+    let source = args.source()?;
     let (s, secs) = per_quote_into(&args.config, &source, &args.out, None)?;
     #[allow(clippy::cast_precision_loss)] // a rate for people
     let rate = s.quotes as f64 / secs.max(1e-9);
@@ -217,11 +224,7 @@ const GROUP_COMMITS: u32 = 256;
 
 /// The cycle-level backtest: the live cycle over the replay, with a progress bar on a terminal.
 fn backtest_cycles(args: &BacktestArgs) -> Result<(), String> {
-    let source = ReplaySource::of(
-        args.dataset.as_deref(),
-        &args.balances,
-        (args.from, args.to),
-    )?;
+    let source = args.source()?;
     let options = RunOptions {
         pacing: Some(Pacing::Max),
         db: Some(args.out.clone()),

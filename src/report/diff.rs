@@ -29,8 +29,8 @@ pub struct DiffReport {
     pub base: RunReport,
     pub candidate: RunReport,
     /// The candidate's verdicts on the base run's very inputs and script state (it ran as the
-    /// base's shadow, mirroring its state): differences are the rules' alone. Empty when the
-    /// runs were evaluated per quote.
+    /// base's shadow, mirroring its state; per quote, judging beside it on its quotes):
+    /// differences are the rules' alone. Empty when `same_inputs_unavailable`.
     pub same_inputs: super::ShadowSummary,
     /// Both configs evaluate per quote (`cycle.evaluate: per_quote`): the two runs' verdicts
     /// are matched quote by quote (a run's cycle is its quote's index), and the candidate
