@@ -180,19 +180,15 @@ fn same_evaluation(args: &DiffArgs, base: &crate::config::Config) -> Result<bool
     use crate::config::Evaluate;
     let candidate = crate::config::Config::load(&args.candidate)
         .map_err(|e| format!("candidate ({}): {e}", args.candidate.display()))?;
-    let name = |e: Evaluate| match e {
-        Evaluate::PerQuote => "per_quote",
-        Evaluate::PerCycle => "per_cycle",
-    };
     let (a, b) = (base.bot.cycle.evaluate, candidate.bot.cycle.evaluate);
     if a != b {
         return Err(format!(
             "{} evaluates {} and {} evaluates {} (bot.yaml cycle.evaluate): a diff compares \
              runs evaluated the same way",
             args.config.display(),
-            name(a),
+            a.as_str(),
             args.candidate.display(),
-            name(b)
+            b.as_str()
         ));
     }
     if a == Evaluate::PerQuote {

@@ -216,6 +216,16 @@ pub enum Evaluate {
     PerQuote,
 }
 
+impl Evaluate {
+    /// As bot.yaml spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evaluate::PerCycle => "per_cycle",
+            Evaluate::PerQuote => "per_quote",
+        }
+    }
+}
+
 impl Default for CycleSection {
     fn default() -> Self {
         Self {

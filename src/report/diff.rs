@@ -317,10 +317,11 @@ fn diff_summary_json(d: &DiffReport) -> serde_json::Value {
     let v = &d.verdicts;
     let money = |x: Decimal| x.to_string();
     let evaluate = if d.per_quote {
-        "per_quote"
+        crate::config::Evaluate::PerQuote
     } else {
-        "per_cycle"
-    };
+        crate::config::Evaluate::PerCycle
+    }
+    .as_str();
     let same_inputs = if d.same_inputs_unavailable.is_some() {
         serde_json::Value::Null
     } else {
