@@ -275,6 +275,26 @@ fn a_quotes_csv_imports_into_a_dataset_that_backtests() {
     let summary = backtest(&f.config, &db, &["--dataset", dataset.to_str().unwrap()]);
     assert!(summary.contains("cycles:     600 "), "{summary}");
 
+    // The import wrote the compact copy the backtest read; the same dataset read from its CSV
+    // (the copy deleted) replays to the very same fingerprints.
+    assert!(dataset.join("events.bin").is_file());
+    let csv_only = dir.join("imported-csv");
+    std::fs::create_dir_all(&csv_only).unwrap();
+    for name in ["manifest.json", "exchangeinfo.json", "events.csv.gz"] {
+        std::fs::copy(dataset.join(name), csv_only.join(name)).unwrap();
+    }
+    let csv_db = dir.join("imported-csv.db");
+    backtest(&f.config, &csv_db, &["--dataset", csv_only.to_str().unwrap()]);
+    let parity = btcbot(&["parity", db.to_str().unwrap(), csv_db.to_str().unwrap()]);
+    assert!(parity.status.success(), "{}", text(&parity));
+    let o = btcbot(&["replay", "compact", csv_only.to_str().unwrap()]);
+    assert!(
+        text(&o).contains("2400 events"),
+        "{}{}",
+        text(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // Bad input: one line naming the file and line, non-zero, nothing half-written.
     for (body, needle) in [
         ("ts,symbol,bid,bid_qty,ask,ask_qty\n", ":1: header must be"),

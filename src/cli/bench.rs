@@ -112,6 +112,13 @@ fn leg(args: &BenchArgs, dir: &Path, quotes: u64, config: &Path) -> Result<Leg, 
         crate::exchange::replay::import_quotes(&csv, None, &dataset)?;
         import_s = Some(t.elapsed().as_secs_f64());
         std::fs::write(&recipe, &wanted).map_err(|e| format!("{}: {e}", recipe.display()))?;
+    } else {
+        // A dataset an older build imported has no current events.bin: the runs would read the
+        // CSV and measure its decoding instead of the cycle.
+        let ds = crate::exchange::replay::open_dataset(&dataset).map_err(|e| e.to_string())?;
+        if *ds.copy_state() != crate::exchange::replay::CopyState::Current {
+            crate::exchange::replay::compact_dataset(&ds)?;
+        }
     }
     let (backtest_s, stdout) = time_backtest(config, &dataset, &db)?;
     let cycles = stdout

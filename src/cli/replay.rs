@@ -1,7 +1,9 @@
-//! `btcbot replay synth`, `import`, `init` and `capture`.
+//! `btcbot replay synth`, `import`, `compact`, `init` and `capture`.
 
 use crate::domain::Symbol;
-use crate::exchange::replay::{SynthOptions, write_synth_dataset};
+use crate::exchange::replay::{
+    COMPACT_FILE, SynthOptions, compact_dataset, open_dataset, write_synth_dataset,
+};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,12 @@ pub enum ReplayCommand {
         /// Output dataset directory (created).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Write the dataset's `events.bin`: its events in a compact binary form that replays
+    /// read instead of the CSV while the CSV is unchanged (`replay import` writes it too).
+    Compact {
+        /// The dataset directory.
+        dataset: PathBuf,
     },
     /// Create an empty dataset directory to capture into (a new or empty directory).
     Init {
@@ -95,12 +103,27 @@ pub fn run(cmd: ReplayCommand) -> Result<ExitCode, String> {
             let s = crate::exchange::replay::import_quotes(&quotes, exchangeinfo.as_deref(), &out)?;
             let names: Vec<&str> = s.symbols.iter().map(Symbol::as_str).collect();
             println!(
-                "wrote {}: {} quotes, symbols {}, {} → {}",
+                "wrote {}: {} quotes, symbols {}, {} → {} (and its {} of {} bytes)",
                 out.display(),
                 s.quotes,
                 names.join(","),
                 crate::report::utc(s.start_ms),
-                crate::report::utc(s.end_ms)
+                crate::report::utc(s.end_ms),
+                COMPACT_FILE,
+                s.compacted.bytes
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ReplayCommand::Compact { dataset } => {
+            let ds = open_dataset(&dataset).map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let s = compact_dataset(&ds)?;
+            println!(
+                "wrote {}: {} events, {} bytes, in {:.2} s",
+                dataset.join(COMPACT_FILE).display(),
+                s.events,
+                s.bytes,
+                started.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)
         }

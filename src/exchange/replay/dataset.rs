@@ -7,6 +7,7 @@
 //! - **seed**: the Python bot's `candles/`, `orderbook/`, `ticker/` folders of per-symbol CSVs,
 //!   merged by time in [`super::seed_layout`].
 
+use super::compact::{CompactHeader, CompactReader, CopyState, copy_state};
 use super::reader::NativeReader;
 use super::seed_layout::{SeedFile, SeedMerge, discover_seed_files};
 use crate::domain::{Price, Qty, Side, Symbol, SymbolSpec};
@@ -110,6 +111,8 @@ pub struct Dataset {
     specs: Vec<SymbolSpec>,
     event_files: Vec<PathBuf>,
     seed_files: Vec<SeedFile>,
+    /// Whether `events.bin` is a current copy of the data files (then events come from it).
+    copy: CopyState,
 }
 
 /// Opens the dataset in `dir`, detecting its layout: `manifest.json` → native; otherwise an
@@ -127,16 +130,22 @@ pub fn open_dataset(dir: &Path) -> Result<Dataset, DatasetError> {
         ));
     }
     let manifest_path = dir.join("manifest.json");
-    if manifest_path.is_file() {
-        return open_native(dir, &manifest_path);
-    }
-    if dir.join("orderbook").is_dir() || dir.join("candles").is_dir() {
-        return open_seed(dir);
-    }
-    Err(DatasetError::new(
+    let mut dataset = if manifest_path.is_file() {
+        open_native(dir, &manifest_path)?
+    } else if dir.join("orderbook").is_dir() || dir.join("candles").is_dir() {
+        open_seed(dir)?
+    } else {
+        return Err(not_a_dataset(dir));
+    };
+    dataset.copy = copy_state(dir, dataset.compact_header().as_ref())?;
+    Ok(dataset)
+}
+
+fn not_a_dataset(dir: &Path) -> DatasetError {
+    DatasetError::new(
         dir,
         "not a replay dataset: no manifest.json and no orderbook/ or candles/ folder",
-    ))
+    )
 }
 
 impl Dataset {
@@ -157,6 +166,15 @@ impl Dataset {
     pub fn manifest(&self) -> &ManifestInfo {
         &self.info
     }
+    /// Whether the events come from a current `events.bin`, and if not, why not.
+    pub fn copy_state(&self) -> &CopyState {
+        &self.copy
+    }
+    /// The header a current `events.bin` of this dataset carries (`None` when a data file's
+    /// size or time cannot be read).
+    pub fn compact_header(&self) -> Option<CompactHeader> {
+        CompactHeader::of(&self.dir, &self.files(), &self.symbols)
+    }
     /// The data files the events come from, in reading order.
     pub fn files(&self) -> Vec<PathBuf> {
         match self.layout {
@@ -170,6 +188,23 @@ impl Dataset {
     /// # Errors
     /// When a data file cannot be opened or its header is missing a column.
     pub fn events(&self) -> Result<EventStream, DatasetError> {
+        if self.copy == CopyState::Current {
+            let reader = CompactReader::open(&self.dir, &self.symbols)?;
+            return Ok(EventStream {
+                inner: Inner::Compact(Box::new(reader)),
+            });
+        }
+        if self.copy == CopyState::Stale {
+            super::compact::note_stale_copy(&self.dir);
+        }
+        self.source_events()
+    }
+
+    /// [`Dataset::events`] from the data files themselves, never from `events.bin`.
+    ///
+    /// # Errors
+    /// As [`Dataset::events`].
+    pub fn source_events(&self) -> Result<EventStream, DatasetError> {
         let inner = match self.layout {
             Layout::Native => Inner::Native(Box::new(NativeReader::new(
                 self.event_files.clone(),
@@ -189,6 +224,7 @@ pub struct EventStream {
 enum Inner {
     Native(Box<NativeReader>),
     Seed(SeedMerge),
+    Compact(Box<CompactReader>),
 }
 
 impl Iterator for EventStream {
@@ -197,6 +233,7 @@ impl Iterator for EventStream {
         match &mut self.inner {
             Inner::Native(r) => r.next(),
             Inner::Seed(m) => m.next(),
+            Inner::Compact(r) => r.next(),
         }
     }
 }
@@ -289,6 +326,7 @@ fn open_native(dir: &Path, manifest_path: &Path) -> Result<Dataset, DatasetError
         specs,
         event_files,
         seed_files: Vec::new(),
+        copy: CopyState::Missing,
     })
 }
 
@@ -317,6 +355,7 @@ fn open_seed(dir: &Path) -> Result<Dataset, DatasetError> {
         specs,
         event_files: Vec::new(),
         seed_files,
+        copy: CopyState::Missing,
     })
 }
 

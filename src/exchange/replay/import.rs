@@ -20,6 +20,8 @@ pub const QUOTES_HEADER: [&str; 6] = ["ts_ms", "symbol", "bid", "bid_qty", "ask"
 /// What an import wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
+    /// The dataset's `events.bin`, written after the CSV.
+    pub compacted: super::CompactSummary,
     pub quotes: u64,
     pub symbols: Vec<Symbol>,
     pub start_ms: i64,
@@ -145,7 +147,10 @@ pub fn import_quotes(
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
     write_atomic(&out.join("manifest.json"), |w| w.write_all(text.as_bytes()))?;
+    let dataset = super::open_dataset(out).map_err(|e| e.to_string())?;
+    let compacted = super::compact_dataset(&dataset)?;
     Ok(ImportSummary {
+        compacted,
         quotes: count,
         symbols,
         start_ms,

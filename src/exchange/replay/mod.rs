@@ -8,6 +8,9 @@
 //! - [`write_synth_dataset`] writes a deterministic synthetic dataset.
 
 mod bench_quotes;
+mod compact;
+#[cfg(test)]
+mod compact_tests;
 mod dataset;
 mod import;
 mod matching;
@@ -20,6 +23,7 @@ mod tests;
 mod validate;
 
 pub use bench_quotes::write_bench_quotes;
+pub use compact::{COMPACT_FILE, compact_dataset, CompactHeader, CompactSummary, CopyState, write_compact};
 pub use dataset::{
     Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
     ReplayEvent, open_dataset,

@@ -1,0 +1,188 @@
+use super::compact::*;
+use super::dataset::{EventKind, ReplayEvent, open_dataset};
+use crate::domain::{Price, Qty, Side, Symbol};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use std::path::{Path, PathBuf};
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+fn copy_of(rel: &str) -> (tempfile::TempDir, PathBuf) {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let to = tmp.path().join("ds");
+    copy_tree(&from, &to);
+    (tmp, to)
+}
+
+fn source_events(dir: &Path) -> Vec<ReplayEvent> {
+    let ds = open_dataset(dir).unwrap_or_else(|e| panic!("{e}"));
+    ds.source_events()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+fn events(dir: &Path) -> Vec<Result<ReplayEvent, String>> {
+    let ds = open_dataset(dir).unwrap_or_else(|e| panic!("{e}"));
+    ds.events()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn compact(dir: &Path) -> CompactSummary {
+    let ds = open_dataset(dir).unwrap_or_else(|e| panic!("{e}"));
+    compact_dataset(&ds).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_copy_gives_the_very_events_of_the_csv() {
+    for rel in ["data/replay/sample", "fixtures/replay/native_multi", "fixtures/replay/seed_basic"] {
+        let (_tmp, dir) = copy_of(rel);
+        let from_csv = source_events(&dir);
+        let summary = compact(&dir);
+        assert_eq!(summary.events, from_csv.len() as u64, "{rel}");
+        let ds = open_dataset(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ds.copy_state(), &CopyState::Current, "{rel}");
+        let from_copy: Vec<ReplayEvent> = events(&dir)
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        // Equal as values and as text: the scale of every decimal is kept.
+        assert_eq!(from_copy, from_csv, "{rel}");
+        assert_eq!(format!("{from_copy:?}"), format!("{from_csv:?}"), "{rel}");
+    }
+}
+
+#[test]
+fn a_changed_data_file_makes_the_copy_stale_and_the_csv_is_read() {
+    let (_tmp, dir) = copy_of("fixtures/replay/native_plain");
+    compact(&dir);
+    let csv = dir.join("events.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str("1767225600900,BTCTRY,Q,3500001,0.5,3500011,0.25,,,\n");
+    std::fs::write(&csv, text).unwrap_or_else(|e| panic!("{e}"));
+    let ds = open_dataset(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ds.copy_state(), &CopyState::Stale);
+    let read = events(&dir);
+    assert_eq!(read.len(), source_events(&dir).len());
+    assert!(read.last().is_some_and(|e| e.as_ref().is_ok_and(|e| e.ts_ms == 1_767_225_600_900)));
+
+    // Same size, other bytes, newer time: stale too.
+    compact(&dir);
+    let text = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&csv, text.replace("3500011", "3500012")).unwrap_or_else(|e| panic!("{e}"));
+    let ds = open_dataset(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ds.copy_state(), &CopyState::Stale);
+}
+
+#[test]
+fn a_damaged_copy_is_an_error_that_names_it_and_the_way_out() {
+    let (_tmp, dir) = copy_of("data/replay/sample");
+    compact(&dir);
+    let bin = dir.join(COMPACT_FILE);
+    let good = std::fs::read(&bin).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut flipped = good.clone();
+    let at = good.len() / 2;
+    flipped[at] ^= 0x10;
+    std::fs::write(&bin, &flipped).unwrap_or_else(|e| panic!("{e}"));
+    let last = events(&dir).pop().unwrap_or_else(|| panic!("no events"));
+    let err = last.expect_err("a flipped byte must not replay");
+    assert!(err.contains("events.bin") && err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains("btcbot replay compact"), "{err}");
+
+    std::fs::write(&bin, &good[..good.len() - 100]).unwrap_or_else(|e| panic!("{e}"));
+    let err = events(&dir)
+        .pop()
+        .unwrap_or_else(|| panic!("no events"))
+        .expect_err("a truncated copy must not replay");
+    assert!(err.contains("events.bin") && err.contains("truncated"), "{err}");
+
+    std::fs::write(&bin, b"BTCBOTEV\x07").unwrap_or_else(|e| panic!("{e}"));
+    let err = open_dataset(&dir).expect_err("a cut header");
+    assert!(err.to_string().contains("events.bin: truncated"), "{err}");
+}
+
+#[test]
+fn a_bad_row_leaves_no_copy() {
+    let (_tmp, dir) = copy_of("fixtures/replay/bad_rows");
+    let ds = open_dataset(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let err = compact_dataset(&ds).expect_err("a bad row");
+    assert!(err.contains(':'), "{err}");
+    assert!(!dir.join(COMPACT_FILE).exists());
+    assert!(!dir.join("events.tmp").exists());
+}
+
+fn decimal() -> impl Strategy<Value = Decimal> {
+    (any::<i64>(), 0u32..=28, any::<bool>()).prop_map(|(m, scale, wide)| {
+        let m = if wide { i128::from(m) << 30 } else { i128::from(m % 100_000) };
+        Decimal::try_from_i128_with_scale(m.abs(), scale).unwrap_or(Decimal::ONE)
+    })
+}
+
+fn event(symbols: usize) -> impl Strategy<Value = (u8, i64, usize, [Decimal; 4], u8)> {
+    (
+        0u8..2,
+        0i64..5_000,
+        0..symbols,
+        [decimal(), decimal(), decimal(), decimal()],
+        0u8..3,
+    )
+}
+
+proptest! {
+    #[test]
+    fn any_events_survive_the_copy(rows in proptest::collection::vec(event(3), 1..300)) {
+        let symbols: Vec<Symbol> = ["AVAXTRY", "BTCTRY", "ETHTRY"]
+            .iter()
+            .map(|s| Symbol::new(s).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let positive = |d: Decimal| if d.is_zero() { Decimal::new(1, d.scale()) } else { d };
+        let mut ts = 1_767_225_600_000;
+        let mut evs = Vec::new();
+        for (kind, dt, sym, [a, b, c, d], side) in rows {
+            ts += dt;
+            let kind = if kind == 0 {
+                let (bid, ask) = (positive(a.min(c)), positive(a.max(c)));
+                let neg_zero = { let mut z = Decimal::new(0, 3); z.set_sign_negative(true); z };
+                EventKind::Quote {
+                    bid: Price::new(bid).unwrap_or_else(|e| panic!("{e}")),
+                    bid_qty: Qty::new(if side == 2 { neg_zero } else { b }).unwrap_or_else(|e| panic!("{e}")),
+                    ask: Price::new(ask.max(bid)).unwrap_or_else(|e| panic!("{e}")),
+                    ask_qty: Qty::new(d).unwrap_or_else(|e| panic!("{e}")),
+                }
+            } else {
+                EventKind::Trade {
+                    price: Price::new(positive(a)).unwrap_or_else(|e| panic!("{e}")),
+                    qty: Qty::new(b).unwrap_or_else(|e| panic!("{e}")),
+                    side: [None, Some(Side::Buy), Some(Side::Sell)][usize::from(side)],
+                }
+            };
+            evs.push(ReplayEvent { ts_ms: ts, symbol: symbols[sym].clone(), kind });
+        }
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let header = CompactHeader { sources: Vec::new(), symbols: symbols.iter().map(|s| s.as_str().to_string()).collect() };
+        write_compact(tmp.path(), &header, &symbols, evs.iter().cloned().map(Ok))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let back: Vec<ReplayEvent> = CompactReader::open(tmp.path(), &symbols)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        prop_assert_eq!(format!("{back:?}"), format!("{evs:?}"));
+        prop_assert_eq!(back, evs);
+    }
+}
