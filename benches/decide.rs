@@ -2,7 +2,8 @@
 //! strategy and risk scripts, with intents flowing through risk; and the common cycle that
 //! makes no intent; and the fingerprint every stored cycle carries.
 //!
-//! Also the per-quote strategy call of configs/examples/ema-cross.
+//! Also the per-quote strategy call of configs/examples/ema-cross, and decoding a dataset's
+//! events from its CSV and from its `events.bin` (`replay_decode/…`, the sample's 20,000 events).
 //!
 //! Run: `cargo bench --bench decide`.
 
@@ -214,5 +215,26 @@ fn per_quote(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, call_overhead, per_quote);
+fn replay_decode(c: &mut Criterion) {
+    use btcbot::exchange::replay::{compact_dataset, open_dataset};
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/replay/sample");
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["manifest.json", "exchangeinfo.json", "events.csv.gz"] {
+        std::fs::copy(sample.join(name), tmp.path().join(name)).unwrap();
+    }
+    let ds = open_dataset(tmp.path()).unwrap();
+    compact_dataset(&ds).unwrap();
+    let ds = open_dataset(tmp.path()).unwrap();
+    let count =
+        |events: btcbot::exchange::replay::EventStream| events.filter(Result::is_ok).count();
+    assert_eq!(count(ds.events().unwrap()), 20_000);
+    c.bench_function("replay_decode/sample_csv_gz", |b| {
+        b.iter(|| count(ds.source_events().unwrap()))
+    });
+    c.bench_function("replay_decode/sample_events_bin", |b| {
+        b.iter(|| count(ds.events().unwrap()))
+    });
+}
+
+criterion_group!(benches, bench, call_overhead, per_quote, replay_decode);
 criterion_main!(benches);

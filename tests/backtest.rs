@@ -284,7 +284,11 @@ fn a_quotes_csv_imports_into_a_dataset_that_backtests() {
         std::fs::copy(dataset.join(name), csv_only.join(name)).unwrap();
     }
     let csv_db = dir.join("imported-csv.db");
-    backtest(&f.config, &csv_db, &["--dataset", csv_only.to_str().unwrap()]);
+    backtest(
+        &f.config,
+        &csv_db,
+        &["--dataset", csv_only.to_str().unwrap()],
+    );
     let parity = btcbot(&["parity", db.to_str().unwrap(), csv_db.to_str().unwrap()]);
     assert!(parity.status.success(), "{}", text(&parity));
     let o = btcbot(&["replay", "compact", csv_only.to_str().unwrap()]);

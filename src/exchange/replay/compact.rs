@@ -162,7 +162,10 @@ impl Encoder {
             .iter()
             .position(|s| s == &ev.symbol)
             .ok_or_else(|| format!("symbol {} is not the dataset's", ev.symbol))?;
-        put_varint(&mut self.block, zigzag(i128::from(ev.ts_ms) - i128::from(self.last_ts)));
+        put_varint(
+            &mut self.block,
+            zigzag(i128::from(ev.ts_ms) - i128::from(self.last_ts)),
+        );
         self.last_ts = ev.ts_ms;
         match &ev.kind {
             EventKind::Quote {
@@ -256,7 +259,9 @@ pub fn write_compact(
         w.write_all(&header_len.to_le_bytes())?;
         w.write_all(&header_json)?;
         for ev in events {
-            let pushed = ev.map_err(|e| e.to_string()).and_then(|ev| encoder.push(&ev));
+            let pushed = ev
+                .map_err(|e| e.to_string())
+                .and_then(|ev| encoder.push(&ev));
             if let Err(e) = pushed {
                 row_error = Some(e);
                 return Err(std::io::Error::other("stopped at a bad event"));
@@ -431,7 +436,10 @@ impl CompactReader {
             return Ok(false);
         }
         if len > MAX_BLOCK_BYTES || count == 0 {
-            return Err(damaged(&path, format!("block of {len} bytes, {count} events")));
+            return Err(damaged(
+                &path,
+                format!("block of {len} bytes, {count} events"),
+            ));
         }
         self.block.resize(len as usize, 0);
         self.reader
@@ -452,7 +460,10 @@ impl CompactReader {
         let mut v: u128 = 0;
         let mut shift = 0u32;
         loop {
-            let b = *self.block.get(self.pos).ok_or("event runs past its block")?;
+            let b = *self
+                .block
+                .get(self.pos)
+                .ok_or("event runs past its block")?;
             self.pos += 1;
             if shift > 126 {
                 return Err("varint too long".into());
@@ -466,7 +477,10 @@ impl CompactReader {
     }
 
     fn decimal(&mut self, sym: usize, slot: usize) -> Result<Decimal, String> {
-        let byte = *self.block.get(self.pos).ok_or("event runs past its block")?;
+        let byte = *self
+            .block
+            .get(self.pos)
+            .ok_or("event runs past its block")?;
         self.pos += 1;
         let scale = byte & !NEGATIVE_ZERO;
         let delta = unzigzag(self.varint()?);
@@ -493,7 +507,10 @@ impl CompactReader {
             return Err("timestamps go backwards".into());
         }
         self.last_ts = ts_ms;
-        let tag = *self.block.get(self.pos).ok_or("event runs past its block")?;
+        let tag = *self
+            .block
+            .get(self.pos)
+            .ok_or("event runs past its block")?;
         self.pos += 1;
         let sym = usize::try_from(self.varint()?).map_err(|_| "symbol index out of range")?;
         let symbol = self
@@ -536,7 +553,10 @@ impl CompactReader {
     fn step(&mut self) -> Result<Option<ReplayEvent>, DatasetError> {
         if self.block_left == 0 {
             if self.pos != self.block.len() {
-                return Err(damaged(&self.path, "a block holds more bytes than its events"));
+                return Err(damaged(
+                    &self.path,
+                    "a block holds more bytes than its events",
+                ));
             }
             if !self.next_block()? {
                 return Ok(None);

@@ -49,7 +49,11 @@ fn compact(dir: &Path) -> CompactSummary {
 
 #[test]
 fn the_copy_gives_the_very_events_of_the_csv() {
-    for rel in ["data/replay/sample", "fixtures/replay/native_multi", "fixtures/replay/seed_basic"] {
+    for rel in [
+        "data/replay/sample",
+        "fixtures/replay/native_multi",
+        "fixtures/replay/seed_basic",
+    ] {
         let (_tmp, dir) = copy_of(rel);
         let from_csv = source_events(&dir);
         let summary = compact(&dir);
@@ -78,7 +82,10 @@ fn a_changed_data_file_makes_the_copy_stale_and_the_csv_is_read() {
     assert_eq!(ds.copy_state(), &CopyState::Stale);
     let read = events(&dir);
     assert_eq!(read.len(), source_events(&dir).len());
-    assert!(read.last().is_some_and(|e| e.as_ref().is_ok_and(|e| e.ts_ms == 1_767_225_600_900)));
+    assert!(
+        read.last()
+            .is_some_and(|e| e.as_ref().is_ok_and(|e| e.ts_ms == 1_767_225_600_900))
+    );
 
     // Same size, other bytes, newer time: stale too.
     compact(&dir);
@@ -102,7 +109,10 @@ fn a_damaged_copy_is_an_error_that_names_it_and_the_way_out() {
     std::fs::write(&bin, &flipped).unwrap_or_else(|e| panic!("{e}"));
     let last = events(&dir).pop().unwrap_or_else(|| panic!("no events"));
     let err = last.expect_err("a flipped byte must not replay");
-    assert!(err.contains("events.bin") && err.contains("checksum mismatch"), "{err}");
+    assert!(
+        err.contains("events.bin") && err.contains("checksum mismatch"),
+        "{err}"
+    );
     assert!(err.contains("btcbot replay compact"), "{err}");
 
     std::fs::write(&bin, &good[..good.len() - 100]).unwrap_or_else(|e| panic!("{e}"));
@@ -110,7 +120,10 @@ fn a_damaged_copy_is_an_error_that_names_it_and_the_way_out() {
         .pop()
         .unwrap_or_else(|| panic!("no events"))
         .expect_err("a truncated copy must not replay");
-    assert!(err.contains("events.bin") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("events.bin") && err.contains("truncated"),
+        "{err}"
+    );
 
     std::fs::write(&bin, b"BTCBOTEV\x07").unwrap_or_else(|e| panic!("{e}"));
     let err = open_dataset(&dir).expect_err("a cut header");
@@ -129,7 +142,11 @@ fn a_bad_row_leaves_no_copy() {
 
 fn decimal() -> impl Strategy<Value = Decimal> {
     (any::<i64>(), 0u32..=28, any::<bool>()).prop_map(|(m, scale, wide)| {
-        let m = if wide { i128::from(m) << 30 } else { i128::from(m % 100_000) };
+        let m = if wide {
+            i128::from(m) << 30
+        } else {
+            i128::from(m % 100_000)
+        };
         Decimal::try_from_i128_with_scale(m.abs(), scale).unwrap_or(Decimal::ONE)
     })
 }

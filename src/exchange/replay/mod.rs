@@ -23,7 +23,9 @@ mod tests;
 mod validate;
 
 pub use bench_quotes::write_bench_quotes;
-pub use compact::{COMPACT_FILE, compact_dataset, CompactHeader, CompactSummary, CopyState, write_compact};
+pub use compact::{
+    COMPACT_FILE, CompactHeader, CompactSummary, CopyState, compact_dataset, write_compact,
+};
 pub use dataset::{
     Dataset, DatasetError, EventKind, EventStream, Layout, MANIFEST_FORMAT, ManifestInfo,
     ReplayEvent, open_dataset,
