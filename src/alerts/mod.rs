@@ -11,7 +11,7 @@ use crate::config::alerts::{AlertCondition, AlertKind, AlertRule, HookSection};
 use crate::domain::Mode;
 use crate::metrics::{metrics, status, wall_ms};
 use crate::rules::watcher::SharedRules;
-use crate::store::{AlertBook, AlertRaise, Store, StoreError};
+use crate::store::{AlertBook, AlertRaise, Store, StoreError, StorePipe};
 use rust_decimal::Decimal;
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -127,7 +127,7 @@ impl RunAlerts {
     /// When SQLite fails.
     pub fn after_cycle(
         &mut self,
-        store: &mut Store,
+        store: &mut StorePipe,
         config: &crate::config::Config,
         outcome: &crate::engine::shell::CycleOutcome,
         cycle_id: i64,
@@ -138,7 +138,7 @@ impl RunAlerts {
         self.last_cycle_wall_ms = Some(now);
         let names: Vec<String> = config.alert_rules.iter().map(|r| r.name.clone()).collect();
         if self.last_names.as_ref() != Some(&names) {
-            resolve_removed(store, &names, now)?;
+            store.with(|s| resolve_removed(s, &names, now))?;
             self.last_names = Some(names);
         }
         if config.alert_rules.is_empty() {
@@ -171,7 +171,7 @@ impl RunAlerts {
         };
         let evaluated = self.monitor.evaluate(&config.alert_rules, &inputs);
         let hook = config.alerts.hook.as_ref().filter(|_| !self.hook_muted);
-        apply(store, &evaluated, hook, &inputs)
+        store.with(|s| apply(s, &evaluated, hook, &inputs))
     }
 }
 
@@ -365,7 +365,7 @@ mod tests {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/default");
         let mut config = crate::config::Config::load(&dir).unwrap_or_else(|e| panic!("{e}"));
         config.alert_rules = rules();
-        let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        let mut store = StorePipe::new(Store::open_in_memory().unwrap_or_else(|e| panic!("{e}")));
         let outcome = crate::engine::shell::CycleOutcome {
             rejected_by_exchange: 0,
             ..Default::default()
@@ -377,7 +377,7 @@ mod tests {
         run.after_cycle(&mut store, &config, &outcome, 1, 0)
             .unwrap_or_else(|e| panic!("{e}"));
         let active: Vec<String> = store
-            .alerts(true)
+            .with(|s| s.alerts(true))
             .unwrap_or_default()
             .into_iter()
             .map(|a| a.name)
@@ -388,7 +388,7 @@ mod tests {
         run.after_cycle(&mut store, &config, &outcome, 2, 1_000)
             .unwrap_or_else(|e| panic!("{e}"));
         let still: Vec<String> = store
-            .alerts(true)
+            .with(|s| s.alerts(true))
             .unwrap_or_default()
             .into_iter()
             .map(|a| a.name)
@@ -413,12 +413,13 @@ mod tests {
         });
         let outcome = crate::engine::shell::CycleOutcome::default();
         let raise = |muted: bool| {
-            let mut store = Store::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+            let mut store =
+                StorePipe::new(Store::open_in_memory().unwrap_or_else(|e| panic!("{e}")));
             let mut run = RunAlerts::new(muted);
             run.reload_error = Some("risk.rhai:3: syntax error".into());
             run.after_cycle(&mut store, &config, &outcome, 1, 0)
                 .unwrap_or_else(|e| panic!("{e}"));
-            let active = store.alerts(true).unwrap_or_default();
+            let active = store.with(|s| s.alerts(true)).unwrap_or_default();
             assert!(active.iter().any(|a| a.name == "reload"), "{active:?}");
         };
         raise(true);

@@ -63,7 +63,7 @@ impl Shell {
             resolved,
             lines,
         };
-        self.store.record_recovery(&record)?;
+        self.store.with(|s| s.record_recovery(&record))?;
         Ok(record)
     }
 }

@@ -13,7 +13,7 @@ use crate::ledger::Ledger;
 use crate::rules::convert::json_to_dynamic;
 use crate::rules::watcher::{ReloadOutcome, RuleWatcher, SharedRules, watch};
 use crate::rules::{RuleSet, Stage};
-use crate::store::{Durability, ReloadRecord, Store};
+use crate::store::{Durability, ReloadRecord, Store, StorePipe};
 use arc_swap::ArcSwap;
 use rhai::Dynamic;
 use rust_decimal::Decimal;
@@ -296,7 +296,7 @@ impl Runner {
                 simulated || live_armed,
             )),
             fill_cursor: store.fill_cursor().map_err(|e| e.to_string())?,
-            store,
+            store: StorePipe::new(store),
             ledger,
             live_orders,
             states,
@@ -452,7 +452,7 @@ impl Runner {
                     }
                 }
             };
-            self.shell.store.record_reload(&record)?;
+            self.shell.store.with(|s| s.record_reload(&record))?;
         }
         Ok(())
     }

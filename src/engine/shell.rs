@@ -12,7 +12,7 @@ use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
 use crate::rules::RuleSet;
 use crate::rules::convert::state_rows;
-use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, Store};
+use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, StorePipe};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ use std::time::Instant;
 /// State the shell carries from cycle to cycle.
 pub struct Shell {
     pub exchange: Box<dyn Exchange>,
-    pub store: Store,
+    pub store: StorePipe,
     pub ledger: Ledger,
     pub symbols: Vec<Symbol>,
     pub specs: BTreeMap<Symbol, SymbolSpec>,
@@ -392,7 +392,10 @@ impl Shell {
             fingerprint,
         };
         crash_point("before_commit");
-        self.store.commit_cycle(&record)?;
+        let fills = record.fills.len();
+        // Metrics describe the cycle as committed; the record itself goes to the store.
+        let for_metrics = self.record_metrics.then(|| record.clone());
+        self.store.commit_cycle(record)?;
         self.equity.update(now_ms, &valuation);
         if let (Some(sh), Some(states)) = (self.shadow.as_mut(), shadow_states) {
             sh.states = states;
@@ -409,9 +412,9 @@ impl Shell {
         .unwrap_or(i64::MAX);
         self.last_stats = sc.stats;
         self.live_orders.retain(|_, o| o.status.is_live());
-        if self.record_metrics {
+        if let Some(record) = &for_metrics {
             crate::metrics::record::cycle(
-                &record,
+                record,
                 &decision,
                 &valuation,
                 started.elapsed(),
@@ -424,7 +427,7 @@ impl Shell {
             intents = decision.judged.len(),
             placed = outcome.placed,
             canceled = outcome.canceled,
-            fills = record.fills.len(),
+            fills,
             elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "cycle committed"
         );
@@ -447,7 +450,7 @@ impl Shell {
         if let Some(sh) = self.shadow.as_ref().filter(|sh| !sh.mirror_state) {
             rows.extend(state_rows(super::shadow::STATE_PREFIX, &sh.states));
         }
-        self.store.save_script_states(cycle_id, &rows)?;
+        self.store.save_script_states(cycle_id, rows)?;
         Ok(())
     }
 

@@ -84,6 +84,9 @@ pub enum StoreError {
         new: String,
     },
     /// A value handed to the store cannot be stored as given.
+    /// A backtest's database writer thread stopped (see `store/pipe.rs`).
+    #[error("database writer stopped: {detail}")]
+    WriterStopped { detail: String },
     #[error("cannot store {what}: {detail}")]
     InvalidInput { what: &'static str, detail: String },
 }

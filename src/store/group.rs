@@ -56,6 +56,11 @@ impl Store {
         self.group.as_ref().is_none_or(|g| g.pending + 1 >= g.every)
     }
 
+    /// Units written in the open group (0 without group commit).
+    pub(crate) fn group_pending(&self) -> u32 {
+        self.group.as_ref().map_or(0, |g| g.pending)
+    }
+
     /// Runs `write` as one all-or-nothing unit (`what` names it in errors).
     pub(super) fn write_unit<T>(
         &mut self,

@@ -389,7 +389,11 @@ fn load_specs(dir: &Path, symbols: &[Symbol]) -> Result<Vec<SymbolSpec>, Dataset
         .map(|sym| {
             all.iter()
                 .find(|s| &s.symbol == sym)
-                .cloned()
+                // The spec carries the dataset's own symbol, whose text every event shares.
+                .map(|s| SymbolSpec {
+                    symbol: sym.clone(),
+                    ..s.clone()
+                })
                 .ok_or_else(|| DatasetError::new(&source, format!("no entry for symbol {sym}")))
         })
         .collect()

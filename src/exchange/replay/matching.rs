@@ -154,6 +154,14 @@ impl MatchingEngine {
     }
 
     fn book_mut(&mut self, symbol: &Symbol) -> Option<&mut Book> {
+        // A replayed event's symbol shares its text with the book's key (the dataset's symbol
+        // table): a few pointer compares instead of two ordered string searches per event.
+        if self.books.keys().any(|k| k.shares_text(symbol)) {
+            return self
+                .books
+                .iter_mut()
+                .find_map(|(k, b)| k.shares_text(symbol).then_some(b));
+        }
         if !self.books.contains_key(symbol) {
             self.books.insert(symbol.clone(), Book::default());
         }
