@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
-/// Events per batch: large enough that the channel costs nothing per event.
-const BATCH: usize = 1024;
+/// Events per batch: large enough that the channel costs nothing per event, and that the
+/// decoder (fast since `events.bin`) is woken rarely.
+const BATCH: usize = 4096;
 /// Batches decoded ahead of the consumer.
-const AHEAD: usize = 8;
-/// Batches a shared feed's consumer may run ahead of the slowest one (64 × 1,024 events, a few
+const AHEAD: usize = 4;
+/// Batches a shared feed's consumer may run ahead of the slowest one (16 × 4,096 events, a few
 /// MB). `rules diff`'s candidate replay runs faster than its base, which also evaluates the
 /// candidate as its shadow; with `AHEAD` it kept stopping to wait for the base, and the three
 /// threads shared the 2 cores worse: 0.76–1.08 s against 0.65–0.87 s for a 1M-quote diff.
-const SHARED_AHEAD: usize = 64;
+const SHARED_AHEAD: usize = 16;
 
 type Item = Result<ReplayEvent, DatasetError>;
 
