@@ -3,6 +3,7 @@
 
 use super::decide::{CycleInput, Decision};
 use super::plan::Action;
+use crate::domain::{Anomaly, Intent, Mode, Verdict};
 use sha2::{Digest, Sha256};
 
 /// Hash of the cycle's inputs and decisions and the rule hash: equal runs give equal prints.
@@ -18,19 +19,78 @@ pub fn fingerprint(input: &CycleInput, decision: &Decision, actions: &[Action]) 
         .map(|j| (&j.intent, &j.verdict))
         .collect();
     let labels: Vec<String> = actions.iter().map(Action::label).collect();
-    let body = serde_json::json!({
+    hash_of(&body(
+        input,
+        decision.mode,
+        &decision.anomalies,
+        &judged,
+        &labels,
+        &decision.rule_hash,
+    ))
+}
+
+fn body(
+    input: &CycleInput,
+    mode: Mode,
+    anomalies: &[Anomaly],
+    judged: &[(&Intent, &Verdict)],
+    labels: &[String],
+    rule_hash: &str,
+) -> serde_json::Value {
+    serde_json::json!({
         "cycle": input.cycle_id,
         "now": input.now_ms,
         "markets": input.markets,
         "portfolio": input.portfolio,
         "open_orders": input.open_orders,
-        "anomalies": decision.anomalies,
-        "mode": decision.mode,
+        "anomalies": anomalies,
+        "mode": mode,
         "judged": judged,
         "actions": labels,
-        "rules": decision.rule_hash,
-    });
-    hash_of(&body)
+        "rules": rule_hash,
+    })
+}
+
+/// What a cycle's fingerprint hashes, owned, so that it can be hashed on another thread (a
+/// backtest's database writer) once the cycle has moved on. The cycle's input is moved in: the
+/// cycle has no use for it after its record is built.
+pub struct FingerprintParts {
+    pub input: CycleInput,
+    mode: Mode,
+    anomalies: Vec<Anomaly>,
+    judged: Vec<(Intent, Verdict)>,
+    labels: Vec<String>,
+    rule_hash: String,
+}
+
+impl FingerprintParts {
+    pub fn new(input: CycleInput, decision: &Decision, actions: &[Action]) -> Self {
+        Self {
+            input,
+            mode: decision.mode,
+            anomalies: decision.anomalies.clone(),
+            judged: decision
+                .judged
+                .iter()
+                .map(|j| (j.intent.clone(), j.verdict.clone()))
+                .collect(),
+            labels: actions.iter().map(Action::label).collect(),
+            rule_hash: decision.rule_hash.clone(),
+        }
+    }
+
+    /// The same hash as [`fingerprint`] of the parts' cycle.
+    pub fn hash(&self) -> String {
+        let judged: Vec<_> = self.judged.iter().map(|(i, v)| (i, v)).collect();
+        hash_of(&body(
+            &self.input,
+            self.mode,
+            &self.anomalies,
+            &judged,
+            &self.labels,
+            &self.rule_hash,
+        ))
+    }
 }
 
 /// The first 32 hex digits of the SHA-256 of `body`'s JSON text.
@@ -67,7 +127,6 @@ impl std::io::Write for HashWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Mode;
 
     /// The text a fingerprint hashed before it was written straight into the hash.
     fn hash_of_text(body: &serde_json::Value) -> String {
@@ -90,6 +149,48 @@ mod tests {
         assert_eq!(hash_of(&body), hash_of_text(&body));
         let small = serde_json::json!({"b": 1, "a": [{}]});
         assert_eq!(hash_of(&small), hash_of_text(&small));
+    }
+
+    #[test]
+    fn owned_parts_hash_as_the_cycle_does() {
+        use crate::domain::{Price, Qty, Severity, Side, Symbol};
+        let btc = Symbol::new("BTCTRY").unwrap_or_else(|e| panic!("{e}"));
+        let input = CycleInput {
+            cycle_id: 9,
+            now_ms: 1_767_225_601_000,
+            symbols: vec![btc.clone()],
+            ..CycleInput::default()
+        };
+        let intent = Intent {
+            symbol: btc.clone(),
+            side: Side::Buy,
+            price: Price::new(rust_decimal::Decimal::new(35_000_005, 1))
+                .unwrap_or_else(|e| panic!("{e}")),
+            qty: Qty::new(rust_decimal::Decimal::new(25, 3)).unwrap_or_else(|e| panic!("{e}")),
+            tag: "mean_reversion".into(),
+        };
+        let decision = Decision {
+            anomalies: vec![Anomaly {
+                code: "SPREAD_SPIKE".into(),
+                severity: Severity::Warn,
+                symbol: Some(btc),
+                detail: vec![("spread_bps".into(), "312.5".into())],
+            }],
+            mode: Mode::ReduceOnly,
+            mode_reasons: vec!["DEGRADE_WARN_STREAK".into()],
+            judged: vec![crate::engine::decide::Judged {
+                intent,
+                verdict: Verdict::Reject {
+                    reason: "MODE_REDUCE_ONLY".into(),
+                },
+                cost: Default::default(),
+            }],
+            states: Default::default(),
+            costs: Default::default(),
+            rule_hash: "0123456789abcdef".into(),
+        };
+        let direct = fingerprint(&input, &decision, &[]);
+        assert_eq!(FingerprintParts::new(input, &decision, &[]).hash(), direct);
     }
 
     /// The fingerprint's bytes are a storage format: databases written by earlier builds hold

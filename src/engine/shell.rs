@@ -2,7 +2,7 @@
 //! pure core (`decide`, `plan`), execute, and commit everything in one SQLite transaction.
 
 use super::decide::{CycleInput, CycleStats, Decision, decide, decide_traced};
-use super::fingerprint::fingerprint;
+use super::fingerprint::FingerprintParts;
 use super::plan::{Action, Gates, plan};
 use super::valuation::{EquityTracker, Valuation, value};
 use crate::domain::{
@@ -12,7 +12,7 @@ use crate::exchange::{Exchange, ExchangeError, OrderRequest};
 use crate::ledger::Ledger;
 use crate::rules::RuleSet;
 use crate::rules::convert::state_rows;
-use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, StorePipe};
+use crate::store::{CycleInputsRecord, CycleRecord, EquitySnapshot, Finish, StorePipe};
 use rhai::Dynamic;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -359,14 +359,17 @@ impl Shell {
             shadow_states = Some(states);
             record
         });
-        let inputs = (!self.throwaway_db).then(|| inputs_record(&input));
         let valuation = value(&input.portfolio, &input.markets);
         let snapshot = snapshot_of(cycle_id, now_ms, &input, &valuation);
-        let fingerprint = if self.throwaway_db {
-            String::new()
-        } else {
-            fingerprint(&input, &decision, &actions)
-        };
+        // The fingerprint and the explain inputs are made from the input, which the cycle no
+        // longer needs: a backtest's writer thread makes them while the next cycle runs.
+        let finish = (!self.throwaway_db).then(|| {
+            let parts = FingerprintParts::new(input, &decision, &actions);
+            Box::new(move |record: &mut CycleRecord| {
+                record.inputs = Some(inputs_record(&parts.input));
+                record.fingerprint = parts.hash();
+            }) as Finish
+        });
         let record = CycleRecord {
             cycle_id,
             market_ts_ms: now_ms,
@@ -382,20 +385,20 @@ impl Shell {
             equity: valuation.equity,
             snapshot: Some(snapshot),
             shadow,
-            inputs,
+            inputs: None,
             realized_pnl: self.ledger.realized_pnl,
             fees: self.ledger.fees,
             intents: u32::try_from(decision.judged.len()).unwrap_or(u32::MAX),
             orders_placed: outcome.placed,
             orders_canceled: outcome.canceled,
             eval_us,
-            fingerprint,
+            fingerprint: String::new(),
         };
         crash_point("before_commit");
         let fills = record.fills.len();
         // Metrics describe the cycle as committed; the record itself goes to the store.
         let for_metrics = self.record_metrics.then(|| record.clone());
-        self.store.commit_cycle(record)?;
+        self.store.commit_cycle(record, finish)?;
         self.equity.update(now_ms, &valuation);
         if let (Some(sh), Some(states)) = (self.shadow.as_mut(), shadow_states) {
             sh.states = states;

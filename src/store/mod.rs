@@ -43,7 +43,7 @@ pub use cycles::{AnomalyRow, CycleRecord, CycleRow};
 pub use decisions::{DecisionRecord, DecisionRow};
 pub use error::StoreError;
 pub use export::{Cell, EXPORTABLE};
-pub use pipe::StorePipe;
+pub use pipe::{Finish, StorePipe};
 pub use recoveries::RecoveryRecord;
 pub use reloads::ReloadRecord;
 pub use shadow::{CycleInputsRecord, ShadowComparison, ShadowCycleRow, ShadowRecord};

@@ -24,8 +24,12 @@ const BATCH_UNITS: usize = 32;
 /// Batches queued ahead of the writer, so memory stays flat.
 const QUEUED_BATCHES: usize = 4;
 
+/// What completes a cycle's record before it is written (its fingerprint, its explain inputs):
+/// on the writer thread when there is one, so the cycle does not wait for it.
+pub type Finish = Box<dyn FnOnce(&mut CycleRecord) + Send>;
+
 enum Unit {
-    Cycle(Box<CycleRecord>),
+    Cycle(Box<CycleRecord>, Option<Finish>),
     Orders(Vec<Order>),
     ScriptStates(i64, Vec<(String, String)>),
     /// Answered once every unit before it is written.
@@ -66,7 +70,12 @@ fn lock(store: &Mutex<Store>) -> Result<MutexGuard<'_, Store>, StoreError> {
 fn write(store: &Mutex<Store>, unit: Unit) -> Result<(), StoreError> {
     let mut store = lock(store)?;
     match unit {
-        Unit::Cycle(record) => store.commit_cycle(&record),
+        Unit::Cycle(mut record, finish) => {
+            if let Some(finish) = finish {
+                finish(&mut record);
+            }
+            store.commit_cycle(&record)
+        }
         Unit::Orders(orders) => store.upsert_orders(&orders),
         Unit::ScriptStates(cycle_id, rows) => store.save_script_states(cycle_id, &rows),
         Unit::CaughtUp(_) => Ok(()),
@@ -226,12 +235,16 @@ impl StorePipe {
         self.send(Unit::Orders(orders.to_vec()))
     }
 
-    /// See [`Store::commit_cycle`].
+    /// See [`Store::commit_cycle`]; `finish` completes the record first.
     ///
     /// # Errors
     /// As it, or an earlier unit's failure.
-    pub fn commit_cycle(&mut self, record: CycleRecord) -> Result<(), StoreError> {
-        self.send(Unit::Cycle(Box::new(record)))
+    pub fn commit_cycle(
+        &mut self,
+        record: CycleRecord,
+        finish: Option<Finish>,
+    ) -> Result<(), StoreError> {
+        self.send(Unit::Cycle(Box::new(record), finish))
     }
 
     /// See [`Store::save_script_states`].
@@ -323,7 +336,7 @@ mod tests {
                 "before cycle {id}"
             );
             piped
-                .commit_cycle(record(id))
+                .commit_cycle(record(id), None)
                 .unwrap_or_else(|e| panic!("{e}"));
             in_place
                 .commit_cycle(&record(id))
@@ -351,22 +364,22 @@ mod tests {
         let mut piped = open(&path);
         piped.group_commits(256).unwrap_or_else(|e| panic!("{e}"));
         piped
-            .commit_cycle(record(1))
+            .commit_cycle(record(1), None)
             .unwrap_or_else(|e| panic!("{e}"));
         piped
-            .commit_cycle(record(2))
+            .commit_cycle(record(2), None)
             .unwrap_or_else(|e| panic!("{e}"));
         // Cycles are append-only: the writer fails on the duplicate.
         piped
-            .commit_cycle(record(2))
+            .commit_cycle(record(2), None)
             .unwrap_or_else(|e| panic!("{e}"));
-        let _ = piped.commit_cycle(record(3));
+        let _ = piped.commit_cycle(record(3), None);
         let err = piped.flush().expect_err("the duplicate must surface");
         assert!(
             matches!(err, StoreError::DuplicateCycle { cycle_id: 2 }),
             "{err}"
         );
-        let again = piped.commit_cycle(record(4)).expect_err("stopped");
+        let again = piped.commit_cycle(record(4), None).expect_err("stopped");
         assert!(again.to_string().contains("writer stopped"), "{again}");
         drop(piped);
         let store = Store::open_read_only(&path).unwrap_or_else(|e| panic!("{e}"));
