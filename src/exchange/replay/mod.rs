@@ -32,7 +32,7 @@ pub use dataset::{
 };
 pub use import::{ImportSummary, QUOTES_HEADER, import_quotes};
 pub use matching::MatchingEngine;
-pub use prefetch::{Prefetched, ReplayFeed};
+pub use prefetch::{Batch, Prefetched, ReplayFeed};
 pub use synth::{SynthOptions, SynthSummary, write_synth_dataset};
 pub(crate) use synth::{filter_exchange_info, write_atomic};
 pub use validate::Reject;
@@ -60,8 +60,9 @@ pub struct ReplayConfig {
 pub struct ReplayExchange {
     dataset: Dataset,
     stream: Prefetched,
-    /// The next event not yet applied (peeked).
-    pending: Option<ReplayEvent>,
+    /// The batch being applied, and the position of its next event (`None` at the end).
+    batch: Option<Batch>,
+    next: usize,
     /// A bad row met while reading; reported on every later `advance_to`.
     failure: Option<DatasetError>,
     first_ts_ms: Option<i64>,
@@ -101,12 +102,17 @@ impl ReplayExchange {
             Some(events) => events,
             None => Prefetched::start(dataset.events()?),
         };
-        let pending = stream.next().transpose()?;
-        let first_ts_ms = pending.as_ref().map(|e| e.ts_ms);
+        let batch = stream.batch();
+        let first_ts_ms = match batch.as_deref().and_then(<[_]>::first) {
+            Some(Ok(first)) => Some(first.ts_ms),
+            Some(Err(e)) => return Err(e.clone()),
+            None => None,
+        };
         Ok(Self {
             dataset,
             stream,
-            pending,
+            batch,
+            next: 0,
             failure: None,
             first_ts_ms,
             now_ms: first_ts_ms.unwrap_or(0),
@@ -163,18 +169,30 @@ impl ReplayExchange {
             return Err(e.clone());
         }
         self.now_ms = self.now_ms.max(now_ms);
-        while let Some(ev) = self.pending.take_if(|ev| ev.ts_ms <= now_ms) {
-            self.engine.apply(&ev);
-            self.events_applied += 1;
-            match self.stream.next().transpose() {
-                Ok(next) => self.pending = next,
-                Err(e) => {
-                    self.failure = Some(e);
-                    return Ok(true);
+        // Events are applied where they lie in their batch: moving each out cost more than
+        // applying it.
+        while let Some(batch) = &self.batch {
+            for item in &batch[self.next..] {
+                match item {
+                    Ok(ev) if ev.ts_ms <= now_ms => {
+                        self.engine.apply(ev);
+                        self.events_applied += 1;
+                        self.next += 1;
+                    }
+                    Ok(_) => return Ok(true),
+                    Err(e) => {
+                        self.failure = Some(e.clone());
+                        return Ok(true);
+                    }
                 }
             }
+            if let Some(done) = self.batch.take() {
+                self.stream.give_back(done);
+            }
+            self.batch = self.stream.batch();
+            self.next = 0;
         }
-        Ok(self.pending.is_some())
+        Ok(false)
     }
 }
 

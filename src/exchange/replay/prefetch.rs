@@ -22,10 +22,14 @@ const SHARED_AHEAD: usize = 16;
 type Item = Result<ReplayEvent, DatasetError>;
 
 /// The events of an [`EventStream`], decoded ahead on their own thread (or inline when no
-/// thread can be started).
+/// thread can be started). Read either as an iterator of events or a batch at a time
+/// ([`Prefetched::batch`]), which a replay applies in place, without moving each event.
 pub enum Prefetched {
     Ahead {
         rx: Receiver<Vec<Item>>,
+        /// Emptied batches back to the decoder, so batches are not allocated anew (a batch is
+        /// a few hundred KB: the allocator handed each fresh one out as freshly zeroed pages).
+        recycle: SyncSender<Vec<Item>>,
         current: std::vec::IntoIter<Item>,
     },
     Inline(EventStream),
@@ -40,9 +44,27 @@ pub enum Prefetched {
     },
 }
 
-/// The stream's next batch, and whether it is the last (the stream ended or failed in it).
-fn next_batch(stream: &mut EventStream) -> (Vec<Item>, bool) {
-    let mut batch = Vec::with_capacity(BATCH);
+/// A batch of decoded events, in order.
+pub enum Batch {
+    Owned(Vec<Item>),
+    Shared(Arc<Vec<Item>>),
+}
+
+impl std::ops::Deref for Batch {
+    type Target = [Item];
+    fn deref(&self) -> &[Item] {
+        match self {
+            Batch::Owned(v) => v,
+            Batch::Shared(v) => v,
+        }
+    }
+}
+
+/// The stream's next batch (filled into `batch`, which is cleared first), and whether it is the
+/// last (the stream ended or failed in it).
+fn fill_batch(stream: &mut EventStream, mut batch: Vec<Item>) -> (Vec<Item>, bool) {
+    batch.clear();
+    batch.reserve(BATCH);
     let mut failed = false;
     for item in stream.by_ref() {
         failed = item.is_err();
@@ -55,9 +77,13 @@ fn next_batch(stream: &mut EventStream) -> (Vec<Item>, bool) {
     (batch, last)
 }
 
-fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>) {
+fn next_batch(stream: &mut EventStream) -> (Vec<Item>, bool) {
+    fill_batch(stream, Vec::new())
+}
+
+fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>, recycled: &Receiver<Vec<Item>>) {
     loop {
-        let (batch, last) = next_batch(&mut stream);
+        let (batch, last) = fill_batch(&mut stream, recycled.try_recv().unwrap_or_default());
         if batch.is_empty() || tx.send(batch).is_err() || last {
             return;
         }
@@ -151,13 +177,14 @@ impl Prefetched {
     /// dropping the consumer stops the thread at its next batch.
     pub fn start(stream: EventStream) -> Prefetched {
         let (tx, rx) = sync_channel::<Vec<Item>>(AHEAD);
+        let (recycle, recycled) = sync_channel::<Vec<Item>>(AHEAD + 1);
         // The stream is handed over only once the thread runs, so a failed spawn keeps it.
         let (hand_tx, hand_rx) = sync_channel::<EventStream>(1);
         let spawned = std::thread::Builder::new()
             .name("replay-decode".into())
             .spawn(move || {
                 if let Ok(stream) = hand_rx.recv() {
-                    decode(stream, &tx);
+                    decode(stream, &tx, &recycled);
                 }
             });
         if let Err(e) = spawned {
@@ -167,9 +194,44 @@ impl Prefetched {
         match hand_tx.send(stream) {
             Ok(()) => Prefetched::Ahead {
                 rx,
+                recycle,
                 current: Vec::new().into_iter(),
             },
             Err(std::sync::mpsc::SendError(stream)) => Prefetched::Inline(stream),
+        }
+    }
+
+    /// The next batch of events not yet read (as events or batches); `None` at the end.
+    pub fn batch(&mut self) -> Option<Batch> {
+        match self {
+            Prefetched::Inline(stream) => {
+                let (batch, _) = next_batch(stream);
+                (!batch.is_empty()).then_some(Batch::Owned(batch))
+            }
+            Prefetched::Ahead { rx, current, .. } => {
+                if current.len() > 0 {
+                    return Some(Batch::Owned(current.collect()));
+                }
+                rx.recv().ok().map(Batch::Owned)
+            }
+            Prefetched::Shared {
+                rx, current, next, ..
+            } => {
+                if *next < current.len() {
+                    let rest = current[*next..].to_vec();
+                    *next = current.len();
+                    return Some(Batch::Owned(rest));
+                }
+                rx.recv().ok().map(Batch::Shared)
+            }
+        }
+    }
+
+    /// Hands a read batch back, so its memory is used for a later one.
+    pub fn give_back(&mut self, batch: Batch) {
+        if let (Prefetched::Ahead { recycle, .. }, Batch::Owned(mut v)) = (self, batch) {
+            v.clear();
+            let _ = recycle.try_send(v);
         }
     }
 }
@@ -189,7 +251,7 @@ impl Iterator for Prefetched {
     fn next(&mut self) -> Option<Item> {
         match self {
             Prefetched::Inline(stream) => stream.next(),
-            Prefetched::Ahead { rx, current } => loop {
+            Prefetched::Ahead { rx, current, .. } => loop {
                 if let Some(item) = current.next() {
                     return Some(item);
                 }
