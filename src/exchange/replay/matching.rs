@@ -68,7 +68,8 @@ struct Resting {
 pub struct MatchingEngine {
     specs: BTreeMap<Symbol, SymbolSpec>,
     balances: BTreeMap<String, Funds>,
-    books: BTreeMap<Symbol, Book>,
+    /// A handful of symbols: a list searched by shared text first beats an ordered map.
+    books: Vec<(Symbol, Book)>,
     orders: BTreeMap<u64, Resting>,
     client_ids: BTreeSet<String>,
     fills: Vec<(u64, Fill)>,
@@ -153,19 +154,28 @@ impl MatchingEngine {
         }
     }
 
+    fn book_index(&self, symbol: &Symbol) -> Option<usize> {
+        // A replayed event's symbol shares its text with the book's (the dataset's symbol
+        // table): pointer compares, and text compares only for a symbol from elsewhere.
+        self.books
+            .iter()
+            .position(|(k, _)| k.shares_text(symbol))
+            .or_else(|| self.books.iter().position(|(k, _)| k == symbol))
+    }
+
+    fn book(&self, symbol: &Symbol) -> Option<&Book> {
+        self.book_index(symbol).map(|i| &self.books[i].1)
+    }
+
     fn book_mut(&mut self, symbol: &Symbol) -> Option<&mut Book> {
-        // A replayed event's symbol shares its text with the book's key (the dataset's symbol
-        // table): a few pointer compares instead of two ordered string searches per event.
-        if self.books.keys().any(|k| k.shares_text(symbol)) {
-            return self
-                .books
-                .iter_mut()
-                .find_map(|(k, b)| k.shares_text(symbol).then_some(b));
-        }
-        if !self.books.contains_key(symbol) {
-            self.books.insert(symbol.clone(), Book::default());
-        }
-        self.books.get_mut(symbol)
+        let i = match self.book_index(symbol) {
+            Some(i) => i,
+            None => {
+                self.books.push((symbol.clone(), Book::default()));
+                self.books.len() - 1
+            }
+        };
+        self.books.get_mut(i).map(|(_, b)| b)
     }
 
     /// A new top of book for `symbol`; resting orders it crosses fill as maker.
@@ -222,7 +232,7 @@ impl MatchingEngine {
         };
         let remaining = order.qty - order.filled;
         let symbol = order.symbol.clone();
-        let Some(book) = self.books.get(&symbol) else {
+        let Some(book) = self.book(&symbol) else {
             return;
         };
         let avail = match side {
@@ -233,7 +243,7 @@ impl MatchingEngine {
         if qty <= Decimal::ZERO || !self.execute(id, qty, price, maker, ts_ms) {
             return;
         }
-        if let Some(book) = self.books.get_mut(&symbol) {
+        if let Some(book) = self.book_mut(&symbol) {
             let slot = match side {
                 Side::Buy => &mut book.avail_ask,
                 Side::Sell => &mut book.avail_bid,
@@ -354,7 +364,7 @@ impl MatchingEngine {
                 updated_ms: now_ms,
             },
         );
-        if let Some(q) = self.books.get(&req.symbol).and_then(|b| b.quote.as_ref()) {
+        if let Some(q) = self.book(&req.symbol).and_then(|b| b.quote.as_ref()) {
             match req.side {
                 Side::Buy if q.ask <= req.price => {
                     let ask = q.ask;
@@ -396,7 +406,7 @@ impl MatchingEngine {
         symbols
             .iter()
             .filter_map(|s| {
-                let book = self.books.get(s)?;
+                let book = self.book(s)?;
                 let q = book.quote.as_ref()?;
                 Some(MarketSnapshot {
                     symbol: s.clone(),

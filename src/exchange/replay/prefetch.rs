@@ -227,10 +227,10 @@ impl Prefetched {
         }
     }
 
-    /// Hands a read batch back, so its memory is used for a later one.
+    /// Hands a read batch back, so its memory is used for a later one. Its events are dropped
+    /// by the decoder, which made them (their symbols' reference counts stay on its core).
     pub fn give_back(&mut self, batch: Batch) {
-        if let (Prefetched::Ahead { recycle, .. }, Batch::Owned(mut v)) = (self, batch) {
-            v.clear();
+        if let (Prefetched::Ahead { recycle, .. }, Batch::Owned(v)) = (self, batch) {
             let _ = recycle.try_send(v);
         }
     }
