@@ -254,7 +254,8 @@ impl Shell {
             },
             engine_mode: floor,
             engine_anomalies: std::mem::take(&mut sc.anomalies),
-            states: self.states.clone(),
+            // Moved, not cloned: the decision returns the next state, which replaces it.
+            states: std::mem::take(&mut self.states),
             intents_override: None,
         };
         let decide_started = Instant::now();
