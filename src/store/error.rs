@@ -83,10 +83,10 @@ pub enum StoreError {
         stored: String,
         new: String,
     },
-    /// A value handed to the store cannot be stored as given.
     /// A backtest's database writer thread stopped (see `store/pipe.rs`).
     #[error("database writer stopped: {detail}")]
     WriterStopped { detail: String },
+    /// A value handed to the store cannot be stored as given.
     #[error("cannot store {what}: {detail}")]
     InvalidInput { what: &'static str, detail: String },
 }

@@ -45,12 +45,17 @@ const TAG_TRADE_BUY: u8 = 2;
 const TAG_TRADE_SELL: u8 = 3;
 const NEGATIVE_ZERO: u8 = 0x80;
 
-/// One data file as the copy saw it: a copy made from other bytes is stale.
+/// One data file as the copy saw it: a copy made from other bytes is stale. Besides the size
+/// and modification time, which tools can set back (`touch -d`, `tar`, `cp -p`), the inode and
+/// the change time, which no tool can: any rewrite or replacement of the file since makes the
+/// copy stale (a moved or copied dataset too: the copy is then remade or the CSV read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFile {
     pub name: String,
     pub size: u64,
     pub mtime_ns: u128,
+    pub ctime_ns: i128,
+    pub inode: u64,
 }
 
 /// The header: what the copy was made from.
@@ -67,6 +72,7 @@ impl CompactHeader {
         let sources = files
             .iter()
             .map(|path| {
+                use std::os::unix::fs::MetadataExt;
                 let meta = std::fs::metadata(path).ok()?;
                 let mtime = meta.modified().ok()?;
                 let mtime_ns = mtime.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
@@ -75,6 +81,9 @@ impl CompactHeader {
                     name: name.to_string_lossy().into_owned(),
                     size: meta.len(),
                     mtime_ns,
+                    ctime_ns: i128::from(meta.ctime()) * 1_000_000_000
+                        + i128::from(meta.ctime_nsec()),
+                    inode: meta.ino(),
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -278,8 +287,10 @@ pub fn write_compact(
         w.write_all(&0u32.to_le_bytes())?;
         Ok(())
     });
-    if let Some(e) = row_error {
+    if written.is_err() || row_error.is_some() {
         let _ = std::fs::remove_file(path.with_extension("tmp"));
+    }
+    if let Some(e) = row_error {
         return Err(e);
     }
     written?;
@@ -296,40 +307,45 @@ pub enum CopyState {
     Missing,
     /// It was made from other files (or other symbols): they changed since.
     Stale,
+    /// Its header cannot be read (cut short, another format version, unreadable): it is
+    /// ignored like a stale one, and `replay compact` replaces it.
+    Unusable(String),
     Current,
 }
 
-/// Says once per process and dataset that its copy is stale, so the slower CSV is read.
-pub(crate) fn note_stale_copy(dir: &Path) {
+/// Says once per process and dataset why its copy is not used, so the slower CSV is read.
+pub(crate) fn note_unused_copy(dir: &Path, state: &CopyState) {
     static NOTED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let why = match state {
+        CopyState::Stale => "made from other data files or symbols than the dataset has now".into(),
+        CopyState::Unusable(why) => why.clone(),
+        CopyState::Missing | CopyState::Current => return,
+    };
     let Ok(mut noted) = NOTED.lock() else { return };
     if noted.iter().any(|d| d == dir) {
         return;
     }
     noted.push(dir.to_path_buf());
     tracing::warn!(
-        "{}: made from data files that changed since; reading the CSV instead (rebuild it with \
-         `btcbot replay compact {}`)",
+        "{}: {why}; reading the CSV instead (rebuild it with `btcbot replay compact {}`)",
         dir.join(COMPACT_FILE).display(),
         dir.display()
     );
 }
 
-/// Whether `dir/events.bin` is a current copy of `expected`'s files.
-///
-/// # Errors
-/// When the copy exists but its header cannot be read (a damaged file).
-pub fn copy_state(dir: &Path, expected: Option<&CompactHeader>) -> Result<CopyState, DatasetError> {
+/// Whether `dir/events.bin` is a current copy of `expected`'s files (`None`: the files' sizes
+/// or times cannot be read, so no copy is current).
+pub fn copy_state(dir: &Path, expected: Option<&CompactHeader>) -> CopyState {
     let path = dir.join(COMPACT_FILE);
     if !path.is_file() {
-        return Ok(CopyState::Missing);
+        return CopyState::Missing;
     }
-    let mut r = open_reader(&path)?;
-    let header = read_header(&path, &mut r)?;
-    Ok(match expected {
-        Some(e) if *e == header => CopyState::Current,
-        _ => CopyState::Stale,
-    })
+    let header = open_reader(&path).and_then(|mut r| read_header(&path, &mut r));
+    match (header, expected) {
+        (Err(e), _) => CopyState::Unusable(e.message),
+        (Ok(h), Some(e)) if *e == h => CopyState::Current,
+        (Ok(_), _) => CopyState::Stale,
+    }
 }
 
 fn open_reader(path: &Path) -> Result<BufReader<File>, DatasetError> {
@@ -339,11 +355,13 @@ fn open_reader(path: &Path) -> Result<BufReader<File>, DatasetError> {
 }
 
 fn damaged(path: &Path, what: impl std::fmt::Display) -> DatasetError {
+    let dir = path.parent().unwrap_or(path);
     DatasetError::new(
         path,
         format!(
             "{what} (a damaged copy of the events: delete it to read the CSV, or rebuild it with \
-             `btcbot replay compact`)"
+             `btcbot replay compact {}`)",
+            dir.display()
         ),
     )
 }
@@ -501,8 +519,10 @@ impl CompactReader {
 
     fn event(&mut self) -> Result<ReplayEvent, String> {
         let delta = unzigzag(self.varint()?);
-        let ts = i128::from(self.last_ts) + delta;
-        let ts_ms = i64::try_from(ts).map_err(|_| "timestamp out of range")?;
+        let ts_ms = i128::from(self.last_ts)
+            .checked_add(delta)
+            .and_then(|ts| i64::try_from(ts).ok())
+            .ok_or("timestamp out of range")?;
         if ts_ms < self.last_ts && self.seen > 0 {
             return Err("timestamps go backwards".into());
         }

@@ -137,7 +137,7 @@ pub fn open_dataset(dir: &Path) -> Result<Dataset, DatasetError> {
     } else {
         return Err(not_a_dataset(dir));
     };
-    dataset.copy = copy_state(dir, dataset.compact_header().as_ref())?;
+    dataset.copy = copy_state(dir, dataset.compact_header().as_ref());
     Ok(dataset)
 }
 
@@ -192,11 +192,10 @@ impl Dataset {
             let reader = CompactReader::open(&self.dir, &self.symbols)?;
             return Ok(EventStream {
                 inner: Inner::Compact(Box::new(reader)),
+                source: self.dir.clone(),
             });
         }
-        if self.copy == CopyState::Stale {
-            super::compact::note_stale_copy(&self.dir);
-        }
+        super::compact::note_unused_copy(&self.dir, &self.copy);
         self.source_events()
     }
 
@@ -212,13 +211,25 @@ impl Dataset {
             )?)),
             Layout::Seed => Inner::Seed(SeedMerge::open(&self.seed_files)?),
         };
-        Ok(EventStream { inner })
+        Ok(EventStream {
+            inner,
+            source: self.dir.clone(),
+        })
     }
 }
 
 /// A streaming pass over a dataset's events. Memory use does not grow with the dataset.
 pub struct EventStream {
     inner: Inner,
+    /// The dataset directory the events come from.
+    source: PathBuf,
+}
+
+impl EventStream {
+    /// The dataset directory the events come from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
 }
 
 enum Inner {

@@ -27,6 +27,10 @@ type Item = Result<ReplayEvent, DatasetError>;
 pub enum Prefetched {
     Ahead {
         rx: Receiver<Vec<Item>>,
+        /// The end batch arrived (or the decoder's failure was reported).
+        ended: bool,
+        /// The dataset, named in the error when the decoder stops unexpectedly.
+        source: PathBuf,
         /// Emptied batches back to the decoder, so batches are not allocated anew (a batch is
         /// a few hundred KB: the allocator handed each fresh one out as freshly zeroed pages).
         recycle: SyncSender<Vec<Item>>,
@@ -36,6 +40,8 @@ pub enum Prefetched {
     /// One of several consumers of a single decoding thread (see [`ReplayFeed`]).
     Shared {
         rx: Receiver<Arc<Vec<Item>>>,
+        ended: bool,
+        source: PathBuf,
         current: Arc<Vec<Item>>,
         next: usize,
         /// The decoder's symbols and this consumer's own copy of each: cloning the decoder's
@@ -81,11 +87,49 @@ fn next_batch(stream: &mut EventStream) -> (Vec<Item>, bool) {
     fill_batch(stream, Vec::new())
 }
 
+/// Sends every batch, then an empty one that says the data ended: a consumer whose channel
+/// closes without it knows the decoder died (a bug) instead of taking it for the end.
 fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>, recycled: &Receiver<Vec<Item>>) {
     loop {
         let (batch, last) = fill_batch(&mut stream, recycled.try_recv().unwrap_or_default());
-        if batch.is_empty() || tx.send(batch).is_err() || last {
+        if batch.is_empty() {
+            let _ = tx.send(batch);
             return;
+        }
+        if tx.send(batch).is_err() {
+            return;
+        }
+        if last {
+            let _ = tx.send(Vec::new());
+            return;
+        }
+    }
+}
+
+/// The next batch from a decoding thread, `None` once the data ended. A channel that closes
+/// before the empty end batch means the decoder stopped unexpectedly: that is an error the
+/// replay reports, never a silently shorter run.
+fn receive<B>(
+    rx: &Receiver<B>,
+    ended: &mut bool,
+    source: &Path,
+    len: impl Fn(&B) -> usize,
+) -> Option<Result<B, DatasetError>> {
+    if *ended {
+        return None;
+    }
+    match rx.recv() {
+        Ok(batch) if len(&batch) == 0 => {
+            *ended = true;
+            None
+        }
+        Ok(batch) => Some(Ok(batch)),
+        Err(_) => {
+            *ended = true;
+            Some(Err(DatasetError::new(
+                source,
+                "the decoding thread stopped before the end of the data (a bug: please report it)",
+            )))
         }
     }
 }
@@ -95,9 +139,15 @@ fn decode(mut stream: EventStream, tx: &SyncSender<Vec<Item>>, recycled: &Receiv
 /// batches ahead of the slowest, so memory stays flat.
 fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>>>) {
     let mut in_flight = std::collections::VecDeque::new();
+    let end = |txs: &[SyncSender<Arc<Vec<Item>>>]| {
+        for tx in txs {
+            let _ = tx.send(Arc::new(Vec::new()));
+        }
+    };
     loop {
         let (batch, last) = next_batch(&mut stream);
         if batch.is_empty() {
+            end(&txs);
             return;
         }
         let batch = Arc::new(batch);
@@ -109,6 +159,7 @@ fn decode_shared(mut stream: EventStream, mut txs: Vec<SyncSender<Arc<Vec<Item>>
             in_flight.pop_front();
         }
         if txs.is_empty() || last {
+            end(&txs);
             return;
         }
     }
@@ -150,6 +201,8 @@ impl ReplayFeed {
                 dataset: key.clone(),
                 stream: Arc::new(Mutex::new(Some(Prefetched::Shared {
                     rx,
+                    ended: false,
+                    source: dataset.to_path_buf(),
                     current: Arc::new(Vec::new()),
                     next: 0,
                     own: Vec::new(),
@@ -176,6 +229,7 @@ impl Prefetched {
     /// Starts decoding `stream` on a new thread. An error ends the stream after it is delivered;
     /// dropping the consumer stops the thread at its next batch.
     pub fn start(stream: EventStream) -> Prefetched {
+        let source = stream.source().to_path_buf();
         let (tx, rx) = sync_channel::<Vec<Item>>(AHEAD);
         let (recycle, recycled) = sync_channel::<Vec<Item>>(AHEAD + 1);
         // The stream is handed over only once the thread runs, so a failed spawn keeps it.
@@ -194,6 +248,8 @@ impl Prefetched {
         match hand_tx.send(stream) {
             Ok(()) => Prefetched::Ahead {
                 rx,
+                ended: false,
+                source,
                 recycle,
                 current: Vec::new().into_iter(),
             },
@@ -208,21 +264,38 @@ impl Prefetched {
                 let (batch, _) = next_batch(stream);
                 (!batch.is_empty()).then_some(Batch::Owned(batch))
             }
-            Prefetched::Ahead { rx, current, .. } => {
+            Prefetched::Ahead {
+                rx,
+                ended,
+                source,
+                current,
+                ..
+            } => {
                 if current.len() > 0 {
                     return Some(Batch::Owned(current.collect()));
                 }
-                rx.recv().ok().map(Batch::Owned)
+                Some(match receive(rx, ended, source, |b| b.len())? {
+                    Ok(batch) => Batch::Owned(batch),
+                    Err(e) => Batch::Owned(vec![Err(e)]),
+                })
             }
             Prefetched::Shared {
-                rx, current, next, ..
+                rx,
+                ended,
+                source,
+                current,
+                next,
+                ..
             } => {
                 if *next < current.len() {
                     let rest = current[*next..].to_vec();
                     *next = current.len();
                     return Some(Batch::Owned(rest));
                 }
-                rx.recv().ok().map(Batch::Shared)
+                Some(match receive(rx, ended, source, |b| b.len())? {
+                    Ok(batch) => Batch::Shared(batch),
+                    Err(e) => Batch::Owned(vec![Err(e)]),
+                })
             }
         }
     }
@@ -251,14 +324,25 @@ impl Iterator for Prefetched {
     fn next(&mut self) -> Option<Item> {
         match self {
             Prefetched::Inline(stream) => stream.next(),
-            Prefetched::Ahead { rx, current, .. } => loop {
+            Prefetched::Ahead {
+                rx,
+                ended,
+                source,
+                current,
+                ..
+            } => loop {
                 if let Some(item) = current.next() {
                     return Some(item);
                 }
-                *current = rx.recv().ok()?.into_iter();
+                match receive(rx, ended, source, |b| b.len())? {
+                    Ok(batch) => *current = batch.into_iter(),
+                    Err(e) => return Some(Err(e)),
+                }
             },
             Prefetched::Shared {
                 rx,
+                ended,
+                source,
                 current,
                 next,
                 own,
@@ -274,7 +358,10 @@ impl Iterator for Prefetched {
                         Err(e) => Err(e.clone()),
                     });
                 }
-                *current = rx.recv().ok()?;
+                match receive(rx, ended, source, |b| b.len())? {
+                    Ok(batch) => *current = batch,
+                    Err(e) => return Some(Err(e)),
+                }
                 *next = 0;
             },
         }
@@ -324,6 +411,36 @@ mod tests {
         let all_b = reader.join().unwrap_or_else(|_| panic!("reader panicked"));
         assert_eq!(all_a, inline);
         assert_eq!(all_b, inline);
+    }
+
+    #[test]
+    fn a_decoder_that_stops_without_the_end_batch_is_an_error_not_the_end() {
+        let source = Path::new("data/x");
+        let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        let mut ended = false;
+        tx.send(Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        drop(tx);
+        assert!(
+            receive(&rx, &mut ended, source, Vec::len).is_none(),
+            "the end batch"
+        );
+        assert!(
+            receive(&rx, &mut ended, source, Vec::len).is_none(),
+            "and after it"
+        );
+
+        let (tx, rx) = sync_channel::<Vec<Item>>(2);
+        let mut ended = false;
+        drop(tx);
+        let err = match receive(&rx, &mut ended, source, Vec::len) {
+            Some(Err(e)) => e.to_string(),
+            _ => panic!("a closed channel without the end batch must be an error"),
+        };
+        assert!(err.contains("data/x: the decoding thread stopped"), "{err}");
+        assert!(
+            receive(&rx, &mut ended, source, Vec::len).is_none(),
+            "reported once"
+        );
     }
 
     #[test]
