@@ -1,4 +1,5 @@
 use super::compact::*;
+use super::compact_read::CompactReader;
 use super::dataset::{EventKind, ReplayEvent, open_dataset};
 use crate::domain::{Price, Qty, Side, Symbol};
 use proptest::prelude::*;

@@ -7,7 +7,8 @@
 //! - **seed**: the Python bot's `candles/`, `orderbook/`, `ticker/` folders of per-symbol CSVs,
 //!   merged by time in [`super::seed_layout`].
 
-use super::compact::{CompactHeader, CompactReader, CopyState, copy_state};
+use super::compact::{CompactHeader, CopyState, copy_state};
+use super::compact_read::CompactReader;
 use super::reader::NativeReader;
 use super::seed_layout::{SeedFile, SeedMerge, discover_seed_files};
 use crate::domain::{Price, Qty, Side, Symbol, SymbolSpec};

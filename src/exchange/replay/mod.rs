@@ -9,6 +9,7 @@
 
 mod bench_quotes;
 mod compact;
+mod compact_read;
 #[cfg(test)]
 mod compact_tests;
 mod dataset;
