@@ -124,11 +124,12 @@ impl Drop for Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::{CycleRecord, Durability};
 
-    fn record(cycle_id: i64) -> CycleRecord {
+    /// A minimal cycle record (also used by the pipe's tests).
+    pub(in crate::store) fn record(cycle_id: i64) -> CycleRecord {
         CycleRecord {
             cycle_id,
             market_ts_ms: 1_000 * cycle_id,

@@ -306,16 +306,7 @@ impl Drop for StorePipe {
 mod tests {
     use super::*;
     use crate::store::Durability;
-
-    fn record(cycle_id: i64) -> CycleRecord {
-        CycleRecord {
-            cycle_id,
-            market_ts_ms: 1_000 * cycle_id,
-            rule_hash: "h".into(),
-            fingerprint: format!("f{cycle_id}"),
-            ..CycleRecord::default()
-        }
-    }
+    use crate::store::group::tests::record;
 
     fn open(path: &std::path::Path) -> StorePipe {
         StorePipe::new(Store::open(path, Durability::Normal).unwrap_or_else(|e| panic!("{e}")))

@@ -219,6 +219,28 @@ impl Dataset {
     }
 }
 
+/// A reader of events that ends at its end or at its first error, whichever comes first.
+pub(crate) trait StepReader {
+    /// The next event, `Ok(None)` at the end.
+    fn step_once(&mut self) -> Result<Option<ReplayEvent>, DatasetError>;
+    /// Whether the reader has ended (set here once it has).
+    fn done(&mut self) -> &mut bool;
+}
+
+/// `Iterator::next` of a [`StepReader`]: after the end or an error, nothing more.
+pub(crate) fn next_fused(
+    reader: &mut impl StepReader,
+) -> Option<Result<ReplayEvent, DatasetError>> {
+    if *reader.done() {
+        return None;
+    }
+    let step = reader.step_once();
+    if !matches!(step, Ok(Some(_))) {
+        *reader.done() = true;
+    }
+    step.transpose()
+}
+
 /// A streaming pass over a dataset's events. Memory use does not grow with the dataset.
 pub struct EventStream {
     inner: Inner,

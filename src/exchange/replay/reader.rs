@@ -245,23 +245,19 @@ impl NativeReader {
     }
 }
 
+impl super::dataset::StepReader for NativeReader {
+    fn step_once(&mut self) -> Result<Option<ReplayEvent>, DatasetError> {
+        self.step()
+    }
+    fn done(&mut self) -> &mut bool {
+        &mut self.done
+    }
+}
+
 impl Iterator for NativeReader {
     type Item = Result<ReplayEvent, DatasetError>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some(ev)) => Some(Ok(ev)),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        super::dataset::next_fused(self)
     }
 }
 
