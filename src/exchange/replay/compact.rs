@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 /// The file's name inside a dataset directory.
 pub const COMPACT_FILE: &str = "events.bin";
 pub(super) const MAGIC: &[u8; 8] = b"BTCBOTEV";
-pub(super) const VERSION: u32 = 1;
+/// 2: the source files' change time and inode joined the header.
+pub(super) const VERSION: u32 = 2;
 /// Events per block: a block is checked and decoded as a whole.
 const BLOCK_EVENTS: u32 = 4096;
 /// No block of this format comes near this; a larger length means a damaged file.
@@ -339,9 +340,11 @@ pub fn copy_state(dir: &Path, expected: Option<&CompactHeader>) -> CopyState {
     if !path.is_file() {
         return CopyState::Missing;
     }
-    let header = open_reader(&path).and_then(|mut r| read_header(&path, &mut r));
+    let header = open_reader(&path)
+        .map_err(|e| e.message)
+        .and_then(|mut r| read_header(&mut r));
     match (header, expected) {
-        (Err(e), _) => CopyState::Unusable(e.message),
+        (Err(why), _) => CopyState::Unusable(why),
         (Ok(h), Some(e)) if *e == h => CopyState::Current,
         (Ok(_), _) => CopyState::Stale,
     }

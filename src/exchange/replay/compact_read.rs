@@ -38,28 +38,33 @@ fn read_u32(path: &Path, r: &mut impl Read, what: &str) -> Result<u32, DatasetEr
     Ok(u32::from_le_bytes(b))
 }
 
-pub(super) fn read_header(path: &Path, r: &mut impl Read) -> Result<CompactHeader, DatasetError> {
+/// The header, or why it cannot be used (said in a replay's note, or wrapped as damage).
+pub(super) fn read_header(r: &mut impl Read) -> Result<CompactHeader, String> {
     let mut magic = [0u8; 8];
     r.read_exact(&mut magic)
-        .map_err(|e| damaged(path, format!("truncated header: {e}")))?;
+        .map_err(|e| format!("cut short in its header ({e})"))?;
     if &magic != MAGIC {
-        return Err(damaged(path, "not a btcbot events file"));
+        return Err("not a btcbot events file".into());
     }
-    let version = read_u32(path, r, "the header")?;
+    let mut word = [0u8; 4];
+    r.read_exact(&mut word)
+        .map_err(|e| format!("cut short in its header ({e})"))?;
+    let version = u32::from_le_bytes(word);
     if version != VERSION {
-        return Err(damaged(
-            path,
-            format!("format version {version}, this build reads {VERSION}"),
+        return Err(format!(
+            "format version {version}, and this build reads version {VERSION}"
         ));
     }
-    let len = read_u32(path, r, "the header")?;
+    r.read_exact(&mut word)
+        .map_err(|e| format!("cut short in its header ({e})"))?;
+    let len = u32::from_le_bytes(word);
     if len > MAX_BLOCK_BYTES {
-        return Err(damaged(path, format!("header length {len}")));
+        return Err(format!("a header length of {len} bytes"));
     }
     let mut json = vec![0u8; len as usize];
     r.read_exact(&mut json)
-        .map_err(|e| damaged(path, format!("truncated header: {e}")))?;
-    serde_json::from_slice(&json).map_err(|e| damaged(path, format!("header: {e}")))
+        .map_err(|e| format!("cut short in its header ({e})"))?;
+    serde_json::from_slice(&json).map_err(|e| format!("an unreadable header ({e})"))
 }
 
 /// Streams the events of a current `events.bin`. After an error it ends.
@@ -84,7 +89,7 @@ impl CompactReader {
     pub(crate) fn open(dir: &Path, symbols: &[Symbol]) -> Result<Self, DatasetError> {
         let path = dir.join(COMPACT_FILE);
         let mut reader = open_reader(&path)?;
-        let header = read_header(&path, &mut reader)?;
+        let header = read_header(&mut reader).map_err(|why| damaged(&path, why))?;
         let names: Vec<&str> = symbols.iter().map(Symbol::as_str).collect();
         if header.symbols != names {
             return Err(damaged(path.as_path(), "made for other symbols"));
