@@ -70,6 +70,9 @@ pub struct MatchingEngine {
     balances: BTreeMap<String, Funds>,
     /// A handful of symbols: a list searched by shared text first beats an ordered map.
     books: Vec<(Symbol, Book)>,
+    /// Other texts of the books' symbols seen in events (a feed shared by two replays decodes
+    /// its own), with their book's index: found by pointer from then on.
+    aliases: Vec<(Symbol, usize)>,
     orders: BTreeMap<u64, Resting>,
     client_ids: BTreeSet<String>,
     fills: Vec<(u64, Fill)>,
@@ -114,6 +117,7 @@ impl MatchingEngine {
                 .iter()
                 .map(|s| (s.symbol.clone(), Book::default()))
                 .collect(),
+            aliases: Vec::new(),
             specs: specs.into_iter().map(|s| (s.symbol.clone(), s)).collect(),
             balances,
             orders: BTreeMap::new(),
@@ -156,10 +160,15 @@ impl MatchingEngine {
 
     fn book_index(&self, symbol: &Symbol) -> Option<usize> {
         // A replayed event's symbol shares its text with the book's (the dataset's symbol
-        // table): pointer compares, and text compares only for a symbol from elsewhere.
+        // table) or with an alias: pointer compares, and text compares only the first time.
         self.books
             .iter()
             .position(|(k, _)| k.shares_text(symbol))
+            .or_else(|| {
+                self.aliases
+                    .iter()
+                    .find_map(|(a, i)| a.shares_text(symbol).then_some(*i))
+            })
             .or_else(|| self.books.iter().position(|(k, _)| k == symbol))
     }
 
@@ -168,12 +177,32 @@ impl MatchingEngine {
     }
 
     fn book_mut(&mut self, symbol: &Symbol) -> Option<&mut Book> {
-        let i = match self.book_index(symbol) {
+        /// Enough for every symbol of a shared feed; symbols made afresh for each event (none
+        /// of the readers does) would only fall back to text compares.
+        const MAX_ALIASES: usize = 64;
+        let by_pointer = self
+            .books
+            .iter()
+            .position(|(k, _)| k.shares_text(symbol))
+            .or_else(|| {
+                self.aliases
+                    .iter()
+                    .find_map(|(a, i)| a.shares_text(symbol).then_some(*i))
+            });
+        let i = match by_pointer {
             Some(i) => i,
-            None => {
-                self.books.push((symbol.clone(), Book::default()));
-                self.books.len() - 1
-            }
+            None => match self.books.iter().position(|(k, _)| k == symbol) {
+                Some(i) => {
+                    if self.aliases.len() < MAX_ALIASES {
+                        self.aliases.push((symbol.clone(), i));
+                    }
+                    i
+                }
+                None => {
+                    self.books.push((symbol.clone(), Book::default()));
+                    self.books.len() - 1
+                }
+            },
         };
         self.books.get_mut(i).map(|(_, b)| b)
     }
