@@ -158,9 +158,8 @@ impl MatchingEngine {
         }
     }
 
-    fn book_index(&self, symbol: &Symbol) -> Option<usize> {
-        // A replayed event's symbol shares its text with the book's (the dataset's symbol
-        // table) or with an alias: pointer compares, and text compares only the first time.
+    /// The book whose symbol (or an alias of it) shares `symbol`'s text.
+    fn book_by_pointer(&self, symbol: &Symbol) -> Option<usize> {
         self.books
             .iter()
             .position(|(k, _)| k.shares_text(symbol))
@@ -169,6 +168,12 @@ impl MatchingEngine {
                     .iter()
                     .find_map(|(a, i)| a.shares_text(symbol).then_some(*i))
             })
+    }
+
+    fn book_index(&self, symbol: &Symbol) -> Option<usize> {
+        // A replayed event's symbol shares its text with the book's (the dataset's symbol
+        // table) or with an alias: pointer compares, and text compares only the first time.
+        self.book_by_pointer(symbol)
             .or_else(|| self.books.iter().position(|(k, _)| k == symbol))
     }
 
@@ -180,16 +185,7 @@ impl MatchingEngine {
         /// Enough for every symbol of a shared feed; symbols made afresh for each event (none
         /// of the readers does) would only fall back to text compares.
         const MAX_ALIASES: usize = 64;
-        let by_pointer = self
-            .books
-            .iter()
-            .position(|(k, _)| k.shares_text(symbol))
-            .or_else(|| {
-                self.aliases
-                    .iter()
-                    .find_map(|(a, i)| a.shares_text(symbol).then_some(*i))
-            });
-        let i = match by_pointer {
+        let i = match self.book_by_pointer(symbol) {
             Some(i) => i,
             None => match self.books.iter().position(|(k, _)| k == symbol) {
                 Some(i) => {
