@@ -120,8 +120,33 @@ pub(super) fn unzigzag(v: u128) -> i128 {
 /// The previous mantissa and scale of each (symbol, slot), shared by writer and reader.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Last {
-    pub(super) mantissa: i128,
-    pub(super) scale: u8,
+    mantissa: i128,
+    scale: u8,
+}
+
+impl Last {
+    /// What the file holds for `mantissa` at `scale`: its change from the previous value when
+    /// that had the same scale, else the mantissa itself. Remembers the value.
+    fn encode(&mut self, mantissa: i128, scale: u8) -> i128 {
+        let delta = if self.scale == scale {
+            mantissa.wrapping_sub(self.mantissa)
+        } else {
+            mantissa
+        };
+        *self = Last { mantissa, scale };
+        delta
+    }
+
+    /// The mantissa [`Last::encode`] turned into `delta`. Remembers it.
+    pub(super) fn decode(&mut self, delta: i128, scale: u8) -> i128 {
+        let mantissa = if self.scale == scale {
+            self.mantissa.wrapping_add(delta)
+        } else {
+            delta
+        };
+        *self = Last { mantissa, scale };
+        mantissa
+    }
 }
 
 struct Encoder {
@@ -155,14 +180,8 @@ impl Encoder {
             0
         };
         self.block.push(scale | flag);
-        let last = &mut self.last[sym][slot];
-        let delta = if last.scale == scale {
-            mantissa.wrapping_sub(last.mantissa)
-        } else {
-            mantissa
-        };
+        let delta = self.last[sym][slot].encode(mantissa, scale);
         put_varint(&mut self.block, zigzag(delta));
-        *last = Last { mantissa, scale };
     }
 
     fn push(&mut self, ev: &ReplayEvent) -> Result<(), String> {

@@ -172,13 +172,7 @@ impl CompactReader {
         self.pos += 1;
         let scale = byte & !NEGATIVE_ZERO;
         let delta = unzigzag(self.varint()?);
-        let last = &mut self.last[sym][slot];
-        let mantissa = if last.scale == scale {
-            last.mantissa.wrapping_add(delta)
-        } else {
-            delta
-        };
-        *last = Last { mantissa, scale };
+        let mantissa = self.last[sym][slot].decode(delta, scale);
         let mut d = Decimal::try_from_i128_with_scale(mantissa, u32::from(scale))
             .map_err(|e| format!("decimal out of range: {e}"))?;
         if byte & NEGATIVE_ZERO != 0 {
