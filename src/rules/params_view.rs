@@ -4,7 +4,7 @@
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -35,22 +35,46 @@ pub fn key_bit(index: usize) -> u64 {
 /// Read-only named values. Each key is a registered property, so reading one is a direct call
 /// and a misspelt key is an error, never `()`.
 #[derive(Debug, Clone, Default)]
-pub struct ParamsView(pub Arc<Map>, pub Option<Arc<KeyReads>>);
+pub struct ParamsView(pub Arc<Map>, pub Option<Arc<KeyReads>>, Entries);
+
+/// The map's entries in key order, so that a getter finds its key at the position it found it
+/// last time with one string compare instead of a search of the map (a script reads its
+/// params and limits dozens of times a cycle).
+type Entries = Arc<[(Box<str>, Dynamic)]>;
+
+fn entries_of(map: &Map) -> Entries {
+    map.iter().map(|(k, v)| (k.as_str().into(), v.clone())).collect()
+}
 
 impl ParamsView {
     pub fn new(map: Map) -> Self {
-        Self(Arc::new(map), None)
+        let entries = entries_of(&map);
+        Self(Arc::new(map), None, entries)
     }
     /// A view that logs the keys read into `reads`.
     pub fn logged(map: Map, reads: Arc<KeyReads>) -> Self {
-        Self(Arc::new(map), Some(reads))
+        let entries = entries_of(&map);
+        Self(Arc::new(map), Some(reads), entries)
     }
-    /// `key`, whose bit in this view's key order is `bit` when this view logs its reads.
-    fn get_logged(&self, key: &str, bit: u64) -> Fallible<Dynamic> {
+    /// `key`, whose bit in this view's key order is `bit` when this view logs its reads; `hint`
+    /// is where the key was found last (any view), tried first.
+    fn get_logged(&self, key: &str, bit: u64, hint: &AtomicUsize) -> Fallible<Dynamic> {
         if let Some(reads) = &self.1 {
             reads.mark(bit);
         }
-        self.lookup(key)
+        let last = hint.load(Ordering::Relaxed);
+        if let Some((k, v)) = self.2.get(last)
+            && &**k == key
+        {
+            return Ok(v.clone());
+        }
+        match self.2.binary_search_by(|(k, _)| (**k).cmp(key)) {
+            Ok(at) => {
+                hint.store(at, Ordering::Relaxed);
+                Ok(self.2[at].1.clone())
+            }
+            Err(_) => self.lookup(key),
+        }
     }
     fn get(&self, key: &str) -> Fallible<Dynamic> {
         if let Some(reads) = &self.1 {
@@ -100,7 +124,10 @@ pub fn register_param_keys<'a>(
             .iter()
             .position(|k| *k == key)
             .map_or(ALL_KEYS, key_bit);
-        engine.register_get(key, move |p: &mut ParamsView| p.get_logged(&owned, bit));
+        let hint = AtomicUsize::new(0);
+        engine.register_get(key, move |p: &mut ParamsView| {
+            p.get_logged(&owned, bit, &hint)
+        });
     }
 }
 
@@ -153,6 +180,28 @@ mod tests {
                 .is_err()
         );
         assert_eq!(reads.take(), ALL_KEYS, "an unknown key counts as every key");
+    }
+
+    #[test]
+    fn a_key_at_different_places_in_two_views_reads_right_from_both() {
+        let int = |i: i64| Dynamic::from_int(i);
+        let first: Map = [("a".into(), int(1)), ("b".into(), int(2))].into_iter().collect();
+        let second: Map = [("b".into(), int(20)), ("c".into(), int(30))].into_iter().collect();
+        let mut engine = Engine::new();
+        register_param_keys(&mut engine, ["a", "b", "c"], &[]);
+        let mut scope = rhai::Scope::new();
+        scope.push("x", ParamsView::new(first));
+        scope.push("y", ParamsView::new(second));
+        // `b` is the second key of x and the first of y: every read moves the getter's hint.
+        let sum = engine
+            .eval_with_scope::<i64>(&mut scope, "x.b + y.b + x.b + y.c + x.a + y.b")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sum, 2 + 20 + 2 + 30 + 1 + 20);
+        let missing = engine.eval_with_scope::<i64>(&mut scope, "y.a");
+        assert!(
+            missing.is_err_and(|e| e.to_string().contains("unknown key `a`")),
+            "a key the view lacks is an error naming it"
+        );
     }
 
     #[test]
