@@ -43,7 +43,9 @@ pub struct ParamsView(pub Arc<Map>, pub Option<Arc<KeyReads>>, Entries);
 type Entries = Arc<[(Box<str>, Dynamic)]>;
 
 fn entries_of(map: &Map) -> Entries {
-    map.iter().map(|(k, v)| (k.as_str().into(), v.clone())).collect()
+    map.iter()
+        .map(|(k, v)| (k.as_str().into(), v.clone()))
+        .collect()
 }
 
 impl ParamsView {
@@ -185,8 +187,12 @@ mod tests {
     #[test]
     fn a_key_at_different_places_in_two_views_reads_right_from_both() {
         let int = |i: i64| Dynamic::from_int(i);
-        let first: Map = [("a".into(), int(1)), ("b".into(), int(2))].into_iter().collect();
-        let second: Map = [("b".into(), int(20)), ("c".into(), int(30))].into_iter().collect();
+        let first: Map = [("a".into(), int(1)), ("b".into(), int(2))]
+            .into_iter()
+            .collect();
+        let second: Map = [("b".into(), int(20)), ("c".into(), int(30))]
+            .into_iter()
+            .collect();
         let mut engine = Engine::new();
         register_param_keys(&mut engine, ["a", "b", "c"], &[]);
         let mut scope = rhai::Scope::new();
