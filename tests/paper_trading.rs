@@ -147,9 +147,8 @@ async fn paper_cycles_against_the_sim_keep_the_ledger_equal_to_the_exchange() {
         ],
     );
     let db = tmp.path().join("paper.db");
-    // Every pair has a book before the first cycle: the strategy picks its universe from the
-    // first cycle's books and keeps it for an hour, so a pair the market driver had not
-    // quoted yet would never trade.
+    // Every pair has a book before the first cycle, so the first universe selection sees them
+    // all (a book that arrives later makes the strategy select again, a cycle later).
     assert_eq!(sim.advance_events(OPENING_QUOTES).unwrap(), OPENING_QUOTES);
 
     // Two runs against one database: the second is a restart that must carry on.
