@@ -55,8 +55,7 @@ struct SymbolState {
 /// The EMA periods the strategy asked for in `strategy.yaml: params.ema_periods`.
 pub(super) fn ema_periods(params: &ParamsView) -> Vec<INT> {
     params
-        .0
-        .get("ema_periods")
+        .value("ema_periods")
         .and_then(|v| v.read_lock::<rhai::Array>().map(|a| a.clone()))
         .map(|a| {
             a.iter()

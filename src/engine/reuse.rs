@@ -103,9 +103,9 @@ impl ReusePlan {
         });
         let differing_limits = active
             .limits
-            .0
+            .entries()
             .iter()
-            .zip(candidate.limits.0.iter())
+            .zip(candidate.limits.entries())
             .enumerate()
             .filter(|(_, ((ka, va), (kc, vc)))| {
                 ka != kc
@@ -117,7 +117,8 @@ impl ReusePlan {
             .fold(0, |bits, (i, _)| {
                 bits | crate::rules::params_view::key_bit(i)
             });
-        let differing_limits = if active.limits.0.len() == candidate.limits.0.len() {
+        let differing_limits = if active.limits.entries().len() == candidate.limits.entries().len()
+        {
             differing_limits
         } else {
             crate::rules::params_view::ALL_KEYS | differing_limits

@@ -33,72 +33,76 @@ pub fn key_bit(index: usize) -> u64 {
 }
 
 /// Read-only named values. Each key is a registered property, so reading one is a direct call
-/// and a misspelt key is an error, never `()`.
+/// and a misspelt key is an error, never `()`. The entries are kept in key order, so that a
+/// getter finds its key at the position it found it last time with one string compare instead
+/// of a search (a script reads its params and limits dozens of times a cycle).
 #[derive(Debug, Clone, Default)]
-pub struct ParamsView(pub Arc<Map>, pub Option<Arc<KeyReads>>, Entries);
-
-/// The map's entries in key order, so that a getter finds its key at the position it found it
-/// last time with one string compare instead of a search of the map (a script reads its
-/// params and limits dozens of times a cycle).
-type Entries = Arc<[(Box<str>, Dynamic)]>;
-
-fn entries_of(map: &Map) -> Entries {
-    map.iter()
-        .map(|(k, v)| (k.as_str().into(), v.clone()))
-        .collect()
-}
+pub struct ParamsView(Arc<[(Box<str>, Dynamic)]>, Option<Arc<KeyReads>>);
 
 impl ParamsView {
     pub fn new(map: Map) -> Self {
-        let entries = entries_of(&map);
-        Self(Arc::new(map), None, entries)
+        Self(Self::entries_of(&map), None)
     }
     /// A view that logs the keys read into `reads`.
     pub fn logged(map: Map, reads: Arc<KeyReads>) -> Self {
-        let entries = entries_of(&map);
-        Self(Arc::new(map), Some(reads), entries)
+        Self(Self::entries_of(&map), Some(reads))
+    }
+    fn entries_of(map: &Map) -> Arc<[(Box<str>, Dynamic)]> {
+        // A `Map` iterates in key order.
+        map.iter()
+            .map(|(k, v)| (k.as_str().into(), v.clone()))
+            .collect()
+    }
+    /// The entries in key order (the order of the bits of [`KeyReads`]).
+    pub fn entries(&self) -> &[(Box<str>, Dynamic)] {
+        &self.0
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()
+    }
+    /// The value under `key`, unlogged (for the engine; scripts read through the getters).
+    pub fn value(&self, key: &str) -> Option<&Dynamic> {
+        self.position(key).map(|at| &self.0[at].1)
     }
     /// `key`, whose bit in this view's key order is `bit` when this view logs its reads; `hint`
-    /// is where the key was found last (any view), tried first.
+    /// is where the key was found last (in any view), tried first.
     fn get_logged(&self, key: &str, bit: u64, hint: &AtomicUsize) -> Fallible<Dynamic> {
         if let Some(reads) = &self.1 {
             reads.mark(bit);
         }
         let last = hint.load(Ordering::Relaxed);
-        if let Some((k, v)) = self.2.get(last)
+        if let Some((k, v)) = self.0.get(last)
             && &**k == key
         {
             return Ok(v.clone());
         }
-        match self.2.binary_search_by(|(k, _)| (**k).cmp(key)) {
-            Ok(at) => {
-                hint.store(at, Ordering::Relaxed);
-                Ok(self.2[at].1.clone())
-            }
-            Err(_) => self.lookup(key),
-        }
+        let at = self.position(key).ok_or_else(|| self.unknown(key))?;
+        hint.store(at, Ordering::Relaxed);
+        Ok(self.0[at].1.clone())
     }
     fn get(&self, key: &str) -> Fallible<Dynamic> {
+        let at = self.position(key);
         if let Some(reads) = &self.1 {
-            let index = self.0.keys().position(|k| k.as_str() == key);
-            reads.mark(index.map_or(ALL_KEYS, key_bit));
+            reads.mark(at.map_or(ALL_KEYS, key_bit));
         }
-        self.lookup(key)
+        at.map(|at| self.0[at].1.clone())
+            .ok_or_else(|| self.unknown(key))
     }
-    fn lookup(&self, key: &str) -> Fallible<Dynamic> {
-        self.0.get(key).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.0.keys().map(|k| k.as_str()).collect();
-            Box::new(EvalAltResult::ErrorRuntime(
-                format!("unknown key `{key}` (known: {})", known.join(", ")).into(),
-                Position::NONE,
-            ))
-        })
+    fn unknown(&self, key: &str) -> Box<EvalAltResult> {
+        let known: Vec<&str> = self.keys().collect();
+        Box::new(EvalAltResult::ErrorRuntime(
+            format!("unknown key `{key}` (known: {})", known.join(", ")).into(),
+            Position::NONE,
+        ))
     }
-    fn keys(&self) -> Array {
+    fn key_array(&self) -> Array {
         if let Some(reads) = &self.1 {
             reads.mark(ALL_KEYS);
         }
-        self.0.keys().map(|k| Dynamic::from(k.clone())).collect()
+        self.keys().map(|k| Dynamic::from(k.to_string())).collect()
     }
 }
 
@@ -117,9 +121,9 @@ pub fn register_param_keys<'a>(
         // Which keys exist is the same for every rule set (the limits are a fixed list; a
         // params view is compared whole), so `contains` needs no logging.
         .register_fn("contains", |p: &mut ParamsView, key: &str| {
-            p.0.contains_key(key)
+            p.position(key).is_some()
         })
-        .register_fn("keys", |p: &mut ParamsView| p.keys());
+        .register_fn("keys", |p: &mut ParamsView| p.key_array());
     for key in keys {
         let owned = key.to_string();
         let bit = logged_keys
@@ -139,7 +143,7 @@ mod tests {
 
     fn engine_with(view: &ParamsView) -> (Engine, rhai::Scope<'static>) {
         let mut engine = Engine::new();
-        let keys: Vec<String> = view.0.keys().map(ToString::to_string).collect();
+        let keys: Vec<String> = view.keys().map(ToString::to_string).collect();
         let names: Vec<&str> = keys.iter().map(String::as_str).collect();
         register_param_keys(&mut engine, names.iter().copied(), &names);
         let mut scope = rhai::Scope::new();

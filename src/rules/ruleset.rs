@@ -173,9 +173,9 @@ impl RuleSet {
         );
         let mut keys: BTreeSet<String> = STAT_KEYS.iter().map(|k| (*k).to_string()).collect();
         for view in params.iter().chain(std::iter::once(&limits)) {
-            keys.extend(view.0.keys().map(ToString::to_string));
+            keys.extend(view.keys().map(ToString::to_string));
         }
-        let limit_keys: Vec<&str> = limits.0.keys().map(|k| k.as_str()).collect();
+        let limit_keys: Vec<&str> = limits.keys().collect();
         register_param_keys(&mut engine, keys.iter().map(String::as_str), &limit_keys);
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
