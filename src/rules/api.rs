@@ -224,63 +224,7 @@ pub(super) fn register(engine: &mut Engine) {
     register_portfolio(engine);
     register_ctx(engine);
     register_verdicts(engine);
-    register_indicators(engine);
-}
-
-/// `m.ewma(key, x, alpha)`: the exponentially weighted mean kept in map `m` under `key`, updated
-/// in place with `x` (weight `alpha` for `x`; the first value is `x` itself). Returns the new mean.
-fn ewma(m: &mut Map, key: &str, x: Decimal, alpha: Decimal) -> Fallible<Decimal> {
-    let next = match m.get(key) {
-        None => x,
-        Some(v) => {
-            let prev = v
-                .as_decimal()
-                .or_else(|_| v.as_int().map(Decimal::from))
-                .map_err(|t| runtime_error(format!("ewma: `{key}` holds a {t}, not a number")))?;
-            x.checked_sub(prev)
-                .and_then(|d| d.checked_mul(alpha))
-                .and_then(|d| prev.checked_add(d))
-                .ok_or_else(|| runtime_error(format!("ewma: `{key}` overflows")))?
-        }
-    };
-    m.insert(key.into(), Dynamic::from_decimal(next));
-    Ok(next)
-}
-
-/// `change_bps(from, to)`: |to − from| in basis points of `from`.
-fn change_bps(from: Decimal, to: Decimal) -> Fallible<Decimal> {
-    if from.is_zero() {
-        return Err(runtime_error("change_bps: `from` is zero".into()));
-    }
-    to.checked_sub(from)
-        .and_then(|d| d.abs().checked_mul(Decimal::from(10_000)))
-        .and_then(|d| d.checked_div(from))
-        .ok_or_else(|| runtime_error("change_bps: overflow".into()))
-}
-
-fn register_indicators(engine: &mut Engine) {
-    engine
-        // YAML gives whole numbers as integers: every mix of integer and decimal is accepted.
-        .register_fn("ewma", ewma)
-        .register_fn("ewma", |m: &mut Map, key: &str, x: INT, alpha: Decimal| {
-            ewma(m, key, Decimal::from(x), alpha)
-        })
-        .register_fn("ewma", |m: &mut Map, key: &str, x: Decimal, alpha: INT| {
-            ewma(m, key, x, Decimal::from(alpha))
-        })
-        .register_fn("ewma", |m: &mut Map, key: &str, x: INT, alpha: INT| {
-            ewma(m, key, Decimal::from(x), Decimal::from(alpha))
-        })
-        .register_fn("change_bps", change_bps)
-        .register_fn("change_bps", |from: INT, to: Decimal| {
-            change_bps(Decimal::from(from), to)
-        })
-        .register_fn("change_bps", |from: Decimal, to: INT| {
-            change_bps(from, Decimal::from(to))
-        })
-        .register_fn("change_bps", |from: INT, to: INT| {
-            change_bps(Decimal::from(from), Decimal::from(to))
-        });
+    super::indicators::register(engine);
 }
 
 fn register_market(engine: &mut Engine) {
@@ -496,41 +440,6 @@ mod tests {
 
     fn engine() -> Engine {
         crate::rules::sandbox::build_engine(&crate::config::SandboxLimits::default())
-    }
-
-    fn eval(script: &str) -> Result<Dynamic, String> {
-        engine().eval::<Dynamic>(script).map_err(|e| e.to_string())
-    }
-
-    fn dec(v: &Dynamic) -> Decimal {
-        v.as_decimal()
-            .unwrap_or_else(|t| panic!("not a decimal: {t}"))
-    }
-
-    #[test]
-    fn ewma_starts_at_the_first_value_then_moves_by_alpha_in_place() {
-        let v = eval("let m = #{}; m.ewma(\"a\", 100, 0.5); m.ewma(\"a\", 200.0, 0.5); [m.a, m.ewma(\"a\", 0.0, 0.25)]")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let out = v.into_array().unwrap_or_else(|t| panic!("{t}"));
-        assert_eq!(dec(&out[0]), Decimal::from(150));
-        assert_eq!(dec(&out[1]), Decimal::new(1125, 1));
-        let whole = eval("let m = #{a: 3}; m.ewma(\"a\", 5, 1)").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            dec(&whole),
-            Decimal::from(5),
-            "an integer alpha (a YAML `1`) works too"
-        );
-        let err = eval("let m = #{a: \"x\"}; m.ewma(\"a\", 1.0, 0.5)").err();
-        assert!(err.is_some_and(|e| e.contains("ewma: `a` holds a string")));
-    }
-
-    #[test]
-    fn change_bps_is_exact_and_refuses_a_zero_base() {
-        let v = eval("change_bps(200.0, 199.5)").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(dec(&v), Decimal::from(25));
-        let v = eval("change_bps(40, 41)").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(dec(&v), Decimal::from(250));
-        assert!(eval("change_bps(0, 1.0)").is_err_and(|e| e.contains("`from` is zero")));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod convert;
+mod indicators;
 pub mod outputs;
 pub mod params_view;
 pub mod ruleset;
