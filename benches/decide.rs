@@ -110,17 +110,25 @@ fn bench(c: &mut Criterion) {
         "the bench input should make intents, got {:?}",
         probe.judged
     );
+    let quiet = quiet_input(&rules, &input);
     // Where a cycle's time goes, stage by stage (mean over warm calls; risk includes budget()).
+    // benches/decide_instructions.sh counts these calls, of the no-intent cycle with
+    // DECIDE_STAGE_INPUT=quiet.
+    let staged = match std::env::var("DECIDE_STAGE_INPUT").as_deref() {
+        Ok("quiet") => &quiet,
+        _ => &input,
+    };
+    let staged_probe = decide(&rules, staged);
     let runs = 2000u64;
     let mut micros = [0u64; 4];
     for _ in 0..runs {
-        let d = decide(&rules, &input);
+        let d = decide(&rules, staged);
         for stage in btcbot::rules::Stage::ALL {
             micros[stage as usize] += d.costs[stage as usize].micros;
         }
     }
     for stage in btcbot::rules::Stage::ALL {
-        let cost = probe.costs[stage as usize];
+        let cost = staged_probe.costs[stage as usize];
         eprintln!(
             "{:>8}: {:>6} operations, {:>6.1} µs mean of {runs} warm calls",
             stage.name(),
@@ -131,7 +139,6 @@ fn bench(c: &mut Criterion) {
     c.bench_function("decide/4_symbols_default_pack", |b| {
         b.iter(|| decide(black_box(&rules), black_box(&input)))
     });
-    let quiet = quiet_input(&rules, &input);
     let probe = decide(&rules, &quiet);
     assert!(
         probe.judged.is_empty() && probe.anomalies.is_empty(),
