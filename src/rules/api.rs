@@ -367,6 +367,12 @@ fn register_ctx(engine: &mut Engine) {
                 .cloned()
                 .ok_or_else(|| runtime_error(format!("no exchange info for {symbol}")))
         })
+        .register_fn("min_notional", |c: &mut Ctx, symbol: &str| {
+            c.view
+                .specs
+                .get(symbol)
+                .map_or(Decimal::ZERO, |s| s.min_notional)
+        })
         .register_fn("open_orders", |c: &mut Ctx, symbol: &str| {
             c.view.open_orders.get(symbol).copied().unwrap_or(0)
         });
