@@ -222,8 +222,8 @@ fn misspelt_property_in_a_guard_is_an_error_never_an_allow() {
             &["cashh"],
         ),
         (
-            "let floor = l.min_order_notional;",
-            "let floor = l[\"min_order_notionl\"];",
+            "max(l.min_order_notional, ctx.min_notional(sym))",
+            "max(l[\"min_order_notionl\"], ctx.min_notional(sym))",
             &["min_order_notionl"],
         ),
     ];
