@@ -3,14 +3,9 @@
 //! strategy runs it for every symbol of every cycle (docs/PERFORMANCE.md). Exact decimals
 //! throughout; YAML's whole numbers (integers) are accepted wherever a number is.
 
-use rhai::{Dynamic, Engine, EvalAltResult, INT, Map, Position};
+use super::api::{Fallible, runtime_error};
+use rhai::{Dynamic, Engine, INT, Map};
 use rust_decimal::Decimal;
-
-type Fallible<T> = Result<T, Box<EvalAltResult>>;
-
-fn runtime_error(message: String) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(message.into(), Position::NONE))
-}
 
 /// The number `m[key]` holds, if any; an error when it holds something else.
 fn number_at(m: &Map, key: &str, who: &str) -> Fallible<Option<Decimal>> {
@@ -27,7 +22,19 @@ fn number_at(m: &Map, key: &str, who: &str) -> Fallible<Option<Decimal>> {
 /// `m.ewma(key, x, alpha)`: the exponentially weighted mean kept in map `m` under `key`, updated
 /// in place with `x` (weight `alpha` for `x`; the first value is `x` itself). Returns the new mean.
 fn ewma(m: &mut Map, key: &str, x: Decimal, alpha: Decimal) -> Fallible<Decimal> {
-    let next = match number_at(m, key, "ewma")? {
+    let prev = number_at(m, key, "ewma")?;
+    ewma_step(m, key, prev, x, alpha)
+}
+
+/// Stores and returns the mean after `x`, given the mean `prev` that `m[key]` held.
+fn ewma_step(
+    m: &mut Map,
+    key: &str,
+    prev: Option<Decimal>,
+    x: Decimal,
+    alpha: Decimal,
+) -> Fallible<Decimal> {
+    let next = match prev {
         None => x,
         Some(prev) => x
             .checked_sub(prev)
@@ -96,16 +103,9 @@ fn track_mid(
         in_state_map(state, "vol", |vol| ewma(vol, sym, change, vol_alpha))?;
     }
     in_state_map(state, "anchor", |anchor| {
-        match number_at(anchor, sym, "track_mid: anchor")? {
-            None => {
-                anchor.insert(sym.into(), Dynamic::from_decimal(mid));
-                Ok(mid)
-            }
-            Some(before) => {
-                ewma(anchor, sym, mid, anchor_alpha)?;
-                Ok(before)
-            }
-        }
+        let before = number_at(anchor, sym, "track_mid: anchor")?;
+        ewma_step(anchor, sym, before, mid, anchor_alpha)?;
+        Ok(before.unwrap_or(mid))
     })
 }
 
